@@ -1,0 +1,640 @@
+"""Build the dataset: prepare the source assets, write one zip shard per background in
+parallel, then index.csv and the manifest.
+
+A shard is the unit of work, of resumption and of slicing: shard b holds every sample of
+background b, its placements drawn from a generator seeded with (seed, b) alone, so any shard
+can be (re)built on its own, by any process or machine, and comes out byte-identical.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import PIL
+from tqdm.auto import tqdm
+
+from . import __version__
+from .assets import AssetError, list_images, load_background, load_foreground
+from .compose import MASK_THRESHOLD, MIN_HEIGHT_FRACTION, Box, compose, prepare_foreground, sample_box
+from .demo_assets import make_demo_background, make_demo_foreground
+from .depth import DepthSource, GroundCamera, make_depth_source
+from .stats import ChannelHistogram, merge_statistics
+from .store import (
+    INDEX_NAME,
+    MANIFEST_NAME,
+    ShardWriter,
+    atomic_path,
+    encode_jpeg,
+    encode_png_gray,
+    member_names,
+    read_png,
+    read_shard_meta,
+    sha256_file,
+    shard_name,
+    write_index,
+    write_json_atomic,
+    write_png,
+)
+
+FLIPS = 2
+USER_RELATIVE_HEIGHT = (0.6, 1.0)
+"""Range of real height / camera height drawn for user foregrounds (their size is unknown)."""
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything that decides the bytes of a build (and so its fingerprint)."""
+
+    n_bg: int = 100
+    n_fg: int = 100
+    placements: int = 20
+    size: int = 224
+    seed: int = 0
+    depth: str = "geometric"
+    jpeg_quality: int = 90
+    bg_dir: str | None = None
+    fg_dir: str | None = None
+    key_border: bool = False
+
+    @property
+    def per_background(self) -> int:
+        return self.n_fg * FLIPS * self.placements
+
+    @property
+    def samples(self) -> int:
+        return self.n_bg * self.per_background
+
+    def validate(self) -> None:
+        for name in ("n_bg", "n_fg", "placements"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if not 32 <= self.size <= 1024:
+            raise ValueError("--size must be between 32 and 1024 pixels")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError("--jpeg-quality must be between 1 and 100")
+        if self.depth == "geometric" and self.bg_dir:
+            raise ValueError(
+                "geometric depth is exact only for the demo scenes: use --depth prior or midas with --bg-dir"
+            )
+
+
+@dataclass
+class BuildResult:
+    root: Path
+    samples_built: int
+    samples_total: int
+    seconds: float
+    shards_built: list[int] = field(default_factory=list)
+    shards_kept: list[int] = field(default_factory=list)
+    manifest: Path | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.samples_built / self.seconds if self.seconds > 0 else float("nan")
+
+
+class BuildInputError(ValueError):
+    """Some user assets cannot be used; the message lists every file and its problem."""
+
+
+# --- assets -------------------------------------------------------------------------------
+
+
+def _load_user_asset(task: tuple[str, str, int, bool]) -> tuple[str, np.ndarray | None, str]:
+    """(file, image or None, problem): a worker's load of one user image; never raises for bad files."""
+    kind, file, size, key_border = task
+    try:
+        if kind == "bg":
+            return file, load_background(Path(file), size), ""
+        return file, load_foreground(Path(file), max_side=2 * size, key_border=key_border), ""
+    except AssetError as error:
+        return file, None, error.problem
+
+
+def _user_assets(
+    kind: str, folder: str, config: BuildConfig, skipped: list[dict], mapper
+) -> list[tuple[str, np.ndarray]]:
+    tasks = [(kind, str(path), config.size, config.key_border) for path in list_images(Path(folder))]
+    usable = []
+    for file, image, problem in mapper(_load_user_asset, tasks):
+        if image is None:
+            skipped.append({"file": file, "kind": kind, "problem": problem})
+        else:
+            usable.append((file, image))
+    return usable
+
+
+def _demo_background(task: tuple[int, int, int]):
+    return make_demo_background(*task)
+
+
+def _demo_foreground(task: tuple[int, int, int]):
+    return make_demo_foreground(*task)
+
+
+def _take(usable: list, wanted: int, kind: str, folder: str | None) -> list:
+    if len(usable) < wanted:
+        flag = "--n-bg" if kind == "bg" else "--n-fg"
+        raise BuildInputError(
+            f"{folder}: {len(usable)} usable {kind} images, {flag} asks for {wanted}; pass {flag} {len(usable)}"
+        )
+    return usable[:wanted]
+
+
+def prepare_assets(config: BuildConfig, root: Path, source: DepthSource, skip_bad: bool = False, mapper=map) -> dict:
+    """Load or draw the backgrounds and foregrounds, write their normalised copies to root/bg
+    and root/fg, and return their descriptions for the manifest.
+
+    User assets are all checked before anything is written: bad files stop the build with a
+    list of every problem, or with `skip_bad` are left out and listed. `mapper` (a pool's
+    map) spreads the loading or drawing over processes.
+    """
+    skipped: list[dict] = []
+    if config.bg_dir:
+        bgs = [
+            (file, rgb, GroundCamera(), None)
+            for file, rgb in _user_assets("bg", config.bg_dir, config, skipped, mapper)
+        ]
+    else:
+        demo = mapper(_demo_background, [(i, config.size, config.seed) for i in range(config.n_bg)])
+        bgs = [("demo", d.rgb, d.camera, d.depth_m) for d in demo]
+    if config.fg_dir:
+        rng = np.random.default_rng([config.seed, 7])
+        user = _user_assets("fg", config.fg_dir, config, skipped, mapper)
+        fgs = [(file, rgba, float(rng.uniform(*USER_RELATIVE_HEIGHT)), "user") for file, rgba in user]
+    else:
+        demo_fgs = mapper(_demo_foreground, [(j, config.seed, config.size) for j in range(config.n_fg)])
+        fgs = [("demo", d.rgba, d.relative_height, d.kind) for d in demo_fgs]
+    if skipped and not skip_bad:
+        listing = "\n".join(f"  {s['file']}: {s['problem']}" for s in skipped)
+        raise BuildInputError(
+            f"{len(skipped)} input file(s) cannot be used "
+            f"(nothing was written; pass --skip-bad to leave them out):\n{listing}"
+        )
+    bgs = _take(bgs, config.n_bg, "bg", config.bg_dir)
+    fgs = _take(fgs, config.n_fg, "fg", config.fg_dir)
+
+    backgrounds, foregrounds = [], []
+    for index, (file, rgb, camera, depth_m) in enumerate(bgs):
+        image_path, depth_path = root / "bg" / f"bg_{index:03d}.png", root / "bg" / f"bg_{index:03d}_depth.png"
+        write_png(image_path, rgb)
+        write_png(depth_path, source.background(rgb, camera, depth_m))
+        backgrounds.append(
+            {
+                "id": index,
+                "file": f"bg/{image_path.name}",
+                "depth_file": f"bg/{depth_path.name}",
+                "source": file,
+                "camera": camera.to_dict(),
+                "sha256": sha256_file(image_path),
+                "depth_sha256": sha256_file(depth_path),
+            }
+        )
+    for index, (file, rgba, relative_height, kind) in enumerate(fgs):
+        path = root / "fg" / f"fg_{index:03d}.png"
+        write_png(path, rgba)
+        foregrounds.append(
+            {
+                "id": index,
+                "file": f"fg/{path.name}",
+                "source": file,
+                "kind": kind,
+                "relative_height": relative_height,
+                "height": int(rgba.shape[0]),
+                "width": int(rgba.shape[1]),
+                "sha256": sha256_file(path),
+            }
+        )
+    return {"backgrounds": backgrounds, "foregrounds": foregrounds, "skipped": skipped}
+
+
+# --- one shard ----------------------------------------------------------------------------
+
+_worker_state: dict = {}
+
+
+def _worker_init(progress) -> None:
+    cv2.setNumThreads(1)
+    _worker_state["progress"] = progress
+
+
+def _foregrounds(root: Path, assets: dict) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Premultiplied (plain, flipped) foregrounds, loaded once per process."""
+    key = (str(root), tuple(f["sha256"] for f in assets["foregrounds"]))
+    if _worker_state.get("fg_key") != key:
+        rgba = [read_png(root / f["file"]) for f in assets["foregrounds"]]
+        _worker_state["fgs"] = [(prepare_foreground(image), prepare_foreground(image, flip=True)) for image in rgba]
+        _worker_state["fg_key"] = key
+    return _worker_state["fgs"]
+
+
+def build_shard(config: BuildConfig, root: Path, assets: dict, bg: int, source: DepthSource | None = None) -> dict:
+    """Write shard `bg` (all samples of background `bg`) and return its meta with sha256."""
+    source = source or make_depth_source(config.depth)
+    progress = _worker_state.get("progress")
+    bg_info = assets["backgrounds"][bg]
+    bg_rgb = read_png(root / bg_info["file"])
+    bg_depth = read_png(root / bg_info["depth_file"])
+    camera = GroundCamera(**bg_info["camera"])
+    fgs = _foregrounds(root, assets)
+    rng = np.random.default_rng([config.seed, bg])
+    counter = ShardStatistics(bg_rgb, bg_depth, source.local)
+    rows, sizes = [], {"fg_bg": 0, "mask": 0, "depth": 0}
+    writer = ShardWriter(root / shard_name(bg))
+    try:
+        for fg, variants in enumerate(fgs):
+            relative_height = assets["foregrounds"][fg]["relative_height"]
+            for flip, image in enumerate(variants):
+                first = bg * config.per_background + (fg * FLIPS + flip) * config.placements
+                boxes = [
+                    sample_box(rng, image[0].shape[:2], relative_height, camera, config.size)
+                    for _ in range(config.placements)
+                ]
+                composites = [compose(bg_rgb, image, box) for box in boxes]
+                depths = source.composites(
+                    [c[0] for c in composites],
+                    [c[1] for c in composites],
+                    [b.as_tuple() for b in boxes],
+                    bg_rgb,
+                    bg_depth,
+                    camera,
+                )
+                for k, (box, (fg_bg, mask), depth) in enumerate(zip(boxes, composites, depths, strict=True)):
+                    sample = first + k
+                    encoded = (encode_jpeg(fg_bg, config.jpeg_quality), encode_png_gray(mask), encode_png_gray(depth))
+                    for name, data, kind in zip(member_names(sample), encoded, ("fg_bg", "mask", "depth"), strict=True):
+                        writer.add(name, data)
+                        sizes[kind] += len(data)
+                    counter.add(box, fg_bg, mask, depth)
+                    rows.append([sample, bg, fg, flip, box.x, box.y, box.w, box.h])
+                if progress is not None:
+                    progress.put(config.placements)
+        statistics = counter.totals()
+        meta = {
+            "bg": bg,
+            "fingerprint": asdict(config),
+            "samples": len(rows),
+            "rows": rows,
+            "bytes": sizes,
+            "statistics": {kind: hist.to_dict() for kind, hist in statistics.items()},
+        }
+        digest = writer.close(meta)
+    except BaseException:
+        writer.abort()
+        raise
+    return {"bg": bg, "sha256": digest}
+
+
+class ShardStatistics:
+    """Exact histograms of one shard's composites, counted box by box.
+
+    A composite equals its background outside the pasted box (and so does its depth, for a
+    local depth source), so each sample costs the histograms of its box, not of a whole image.
+    fg_bg is counted as composed, before JPEG encoding.
+    """
+
+    def __init__(self, bg_rgb: np.ndarray, bg_depth: np.ndarray, local_depth: bool):
+        self.bg_rgb, self.bg_depth, self.local_depth = bg_rgb, bg_depth, local_depth
+        self.fg_bg, self.depth = ChannelHistogram(3), ChannelHistogram(1)
+        self.samples = self.foreground_pixels = 0
+
+    def add(self, box: Box, fg_bg: np.ndarray, mask: np.ndarray, depth: np.ndarray) -> None:
+        region = (slice(box.y, box.y + box.h), slice(box.x, box.x + box.w))
+        self.fg_bg.add(fg_bg[region])
+        self.fg_bg.add(self.bg_rgb[region], sign=-1)
+        if self.local_depth:
+            self.depth.add(depth[region])
+            self.depth.add(self.bg_depth[region], sign=-1)
+        else:
+            self.depth.add(depth)
+        self.foreground_pixels += int(np.count_nonzero(mask[region]))
+        self.samples += 1
+
+    def totals(self) -> dict[str, ChannelHistogram]:
+        background = ChannelHistogram(3)
+        background.add(self.bg_rgb)
+        self.fg_bg.counts += self.samples * background.counts
+        if self.local_depth:
+            base = ChannelHistogram(1)
+            base.add(self.bg_depth)
+            self.depth.counts += self.samples * base.counts
+        mask = ChannelHistogram(1)
+        mask.counts[0, 255] = self.foreground_pixels
+        mask.counts[0, 0] = self.samples * self.bg_rgb.shape[0] * self.bg_rgb.shape[1] - self.foreground_pixels
+        return {"fg_bg": self.fg_bg, "mask": mask, "depth": self.depth}
+
+
+def _build_shard_task(args) -> dict:
+    return build_shard(*args)
+
+
+# --- the whole build ----------------------------------------------------------------------
+
+
+def shard_ids(n_bg: int, part: tuple[int, int] | None) -> list[int]:
+    """The shards of slice (i, n): every n-th background starting at i (all when part is None)."""
+    if part is None:
+        return list(range(n_bg))
+    i, n = part
+    if not 0 <= i < n:
+        raise ValueError(f"--shard {i}/{n}: i must be in 0..{n - 1}")
+    return list(range(i, n_bg, n))
+
+
+def _finished(root: Path, config: BuildConfig, bg: int) -> bool:
+    """True when shard `bg` is whole and from this very configuration."""
+    path = root / shard_name(bg)
+    if not path.exists():
+        return False
+    meta = read_shard_meta(path)
+    if meta.get("fingerprint") != asdict(config):
+        raise ValueError(
+            f"{path}: built with other settings ({meta.get('fingerprint')}); use another --out or delete it"
+        )
+    return True
+
+
+def _remove_partials(root: Path) -> None:
+    for stale in root.rglob(".*.partial-*"):
+        stale.unlink(missing_ok=True)
+
+
+def make_dataset(
+    root: Path,
+    config: BuildConfig = BuildConfig(),
+    workers: int | None = None,
+    part: tuple[int, int] | None = None,
+    skip_bad: bool = False,
+    progress: bool = True,
+    depth_options: dict | None = None,
+) -> BuildResult:
+    """Build (or resume) the dataset in `root`; with `part=(i, n)` only slice i of n.
+
+    Finished shards from an earlier run with the same settings are kept, so rerunning a killed
+    build finishes it. A whole build ends with index.csv and data_manifest.json; a slice ends
+    with its own slice manifest, and `merge` joins slices.
+    """
+    config.validate()
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    _remove_partials(root)
+    started = time.perf_counter()
+    source = make_depth_source(config.depth, **(depth_options or {}))
+    workers = 1 if config.depth == "midas" else max(1, workers or os.cpu_count() or 1)  # midas: one model, this process
+    context = mp.get_context()
+    queue = context.Queue() if workers > 1 else None
+    pool = context.Pool(workers, initializer=_worker_init, initargs=(queue,)) if workers > 1 else None
+    try:
+        assets = prepare_assets(config, root, source, skip_bad=skip_bad, mapper=pool.map if pool else map)
+        wanted = shard_ids(config.n_bg, part)
+        kept = [bg for bg in wanted if _finished(root, config, bg)]
+        todo = [bg for bg in wanted if bg not in kept]
+        bar = tqdm(
+            total=len(todo) * config.per_background, unit="sample", desc="building", disable=not progress, smoothing=0.1
+        )
+        if pool is None:
+            _worker_init(None)
+            digests = {}
+            for bg in todo:
+                digests[bg] = build_shard(config, root, assets, bg, source)["sha256"]
+                bar.update(config.per_background)
+        else:
+            digests = _build_in_pool(pool, queue, bar, [(config, root, assets, bg) for bg in todo])
+        bar.close()
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    manifest = assemble_manifest(root, config, assets, wanted, digests, part)
+    name = MANIFEST_NAME if part is None else slice_manifest_name(part)
+    write_json_atomic(root / name, manifest)
+    if part is None:
+        write_index(root / INDEX_NAME, _index_rows(root, wanted))
+    seconds = time.perf_counter() - started
+    samples_built = len(todo) * config.per_background
+    return BuildResult(root, samples_built, config.samples, seconds, todo, kept, manifest=root / name)
+
+
+def _build_in_pool(pool, queue, bar, tasks: list[tuple]) -> dict[int, str]:
+    """Run shard tasks in the pool, moving the bar as workers report samples; {bg: sha256}."""
+    pending = pool.imap_unordered(_build_shard_task, tasks)
+    digests: dict[int, str] = {}
+    while len(digests) < len(tasks):
+        while not queue.empty():
+            bar.update(queue.get())
+        try:
+            result = pending.next(timeout=0.2)
+        except mp.TimeoutError:
+            continue
+        digests[result["bg"]] = result["sha256"]
+    while not queue.empty():
+        bar.update(queue.get())
+    return digests
+
+
+def slice_manifest_name(part: tuple[int, int]) -> str:
+    return f"data_manifest.slice-{part[0]}-of-{part[1]}.json"
+
+
+def _index_rows(root: Path, shards: list[int]):
+    for bg in shards:
+        meta = read_shard_meta(root / shard_name(bg))
+        for row in meta["rows"]:
+            yield [*row, shard_name(bg), *member_names(row[0])]
+
+
+def _library_versions() -> dict:
+    return {
+        "fgbg_utils": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+        "pillow": PIL.__version__,
+    }
+
+
+def assemble_manifest(
+    root: Path, config: BuildConfig, assets: dict, shards: list[int], digests: dict, part=None
+) -> dict:
+    """The manifest of the shards `shards` in root: counts, formats, statistics, checksums."""
+    source = make_depth_source(config.depth) if config.depth != "midas" else None
+    metas, shard_entries = [], []
+    for bg in shards:
+        path = root / shard_name(bg)
+        meta = read_shard_meta(path)
+        metas.append(meta)
+        shard_entries.append(
+            {
+                "file": path.name,
+                "bg": bg,
+                "samples": meta["samples"],
+                "bytes": path.stat().st_size,
+                "sha256": digests.get(bg) or sha256_file(path),
+            }
+        )
+    statistics = merge_statistics(
+        [{kind: ChannelHistogram.from_dict(h) for kind, h in m["statistics"].items()} for m in metas]
+    )
+    for info in assets["backgrounds"]:
+        statistics["bg"].add(read_png(root / info["file"]))
+    samples = sum(m["samples"] for m in metas)
+    kind_bytes = {kind: sum(m["bytes"][kind] for m in metas) for kind in ("fg_bg", "mask", "depth")}
+    asset_bytes = sum(p.stat().st_size for folder in ("bg", "fg") for p in (root / folder).iterdir())
+    shard_bytes = sum(s["bytes"] for s in shard_entries)
+    size = [config.size, config.size]
+    depth_info = source.describe() if source else {"source": "midas", "exact": False}
+    return {
+        "name": "fgbg dataset",
+        "format_version": 1,
+        "slice": None if part is None else {"index": part[0], "of": part[1]},
+        "kinds": {
+            "bg": {"type": "PNG", "mode": "RGB", "channels": 3, "dims": size, "count": len(assets["backgrounds"])},
+            "fg": {
+                "type": "PNG",
+                "mode": "RGBA",
+                "channels": 4,
+                "dims": "variable (cropped to the object)",
+                "count": len(assets["foregrounds"]),
+                "note": f"used as is and mirrored: {FLIPS} variants each",
+            },
+            "fg_bg": {
+                "type": "JPEG",
+                "quality": config.jpeg_quality,
+                "mode": "RGB",
+                "channels": 3,
+                "dims": size,
+                "count": samples,
+            },
+            "mask": {
+                "type": "PNG",
+                "mode": "L",
+                "channels": 1,
+                "dims": size,
+                "count": samples,
+                "values": "0 background, 255 foreground",
+            },
+            "depth": {
+                "type": "PNG",
+                "mode": "L",
+                "channels": 1,
+                "dims": size,
+                "count": samples,
+                "values": "see generation.depth.encoding",
+            },
+        },
+        "counts": {
+            "backgrounds": config.n_bg,
+            "foregrounds": config.n_fg,
+            "flips": FLIPS,
+            "placements": config.placements,
+            "samples_per_background": config.per_background,
+            "samples": samples,
+            "shards": len(shard_entries),
+            "images": {"fg_bg": samples, "mask": samples, "depth": samples},
+        },
+        "bytes": {**kind_bytes, "shards": shard_bytes, "assets": asset_bytes, "total": shard_bytes + asset_bytes},
+        "layout": {
+            "shard": "shard_{bg:03d}.zip (one per background, members stored uncompressed, plus meta.json)",
+            "members": {
+                "fg_bg": "fg_bg/{sample:07d}.jpg",
+                "mask": "mask/{sample:07d}.png",
+                "depth": "depth/{sample:07d}.png",
+            },
+            "bg": "bg/bg_{bg:03d}.png",
+            "bg_depth": "bg/bg_{bg:03d}_depth.png",
+            "fg": "fg/fg_{fg:03d}.png",
+            "index": "index.csv: sample,bg,fg,flip,x,y,w,h,shard,fg_bg,mask,depth",
+            "sample_id": "sample = bg * samples_per_background + (fg * 2 + flip) * placements + k",
+        },
+        "generation": {
+            "parameters": asdict(config),
+            "assets": "user files"
+            if config.bg_dir or config.fg_dir
+            else "procedural demo assets (fgbg_utils.demo_assets)",
+            "placement": "foot row uniform over ground rows where the object is at least "
+            f"{MIN_HEIGHT_FRACTION:.0%} of the frame tall; x uniform; fully inside the frame; "
+            "random generator seeded with (seed, bg)",
+            "scale_rule": "pixel height = relative_height * (foot_row + 0.5 - horizon * size): perspective, "
+            "larger lower in the frame; clamped to fit the frame",
+            "blend": "alpha blending with premultiplied colour; foreground resized with area averaging "
+            "(shrink, from the nearest larger level of a halving pyramid) or bilinear (enlarge)",
+            "mask_threshold": f"pasted alpha >= {MASK_THRESHOLD}",
+            "depth": depth_info,
+            "versions": _library_versions(),
+        },
+        "statistics": {kind: hist.to_dict() for kind, hist in statistics.items()},
+        "shards": shard_entries,
+        "backgrounds": assets["backgrounds"],
+        "foregrounds": assets["foregrounds"],
+        "skipped": assets["skipped"],
+    }
+
+
+def print_summary(result: BuildResult, file=sys.stdout) -> None:
+    kept = f", {len(result.shards_kept)} shards kept from an earlier run" if result.shards_kept else ""
+    print(
+        f"{result.root}: {result.samples_total:,} samples (fg_bg + mask + depth each){kept}; "
+        f"built {result.samples_built:,} in {result.seconds:.1f} s = {result.rate:,.0f} samples/s",
+        file=file,
+    )
+
+
+def box_of(row: dict) -> Box:
+    return Box(row["x"], row["y"], row["w"], row["h"])
+
+
+def _copy_atomic(source: Path, target: Path) -> None:
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+
+
+def merge(root: Path, sources: list[Path] = ()) -> Path:
+    """Join slice builds into one dataset in `root`: copy in the shards of `sources` (other
+    folders holding slices), check that every shard is there and from the same settings, then
+    write index.csv and data_manifest.json."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    slices = []
+    for folder in [root, *map(Path, sources)]:
+        for path in sorted(folder.glob("data_manifest.slice-*-of-*.json")):
+            slices.append((folder, path, json.loads(path.read_text())))
+    if not slices:
+        raise FileNotFoundError(f"{root}: no slice manifests (data_manifest.slice-I-of-N.json) to merge")
+    first = slices[0][2]
+    config = BuildConfig(**first["generation"]["parameters"])
+    digests = {}
+    for folder, path, manifest in slices:
+        if manifest["generation"]["parameters"] != asdict(config):
+            raise ValueError(f"{path}: built with other settings than {slices[0][1]}; slices must share every setting")
+        if [a["sha256"] for a in manifest["backgrounds"]] != [a["sha256"] for a in first["backgrounds"]]:
+            raise ValueError(f"{path}: its backgrounds differ from {slices[0][1]}")
+        for entry in manifest["shards"]:
+            target = root / entry["file"]
+            if folder != root and not target.exists():
+                _copy_atomic(folder / entry["file"], target)
+            digests[entry["bg"]] = entry["sha256"]
+        for info in manifest["backgrounds"] + manifest["foregrounds"]:
+            for key in ("file", "depth_file"):
+                if key in info and not (root / info[key]).exists():
+                    _copy_atomic(folder / info[key], root / info[key])
+    missing = [bg for bg in range(config.n_bg) if bg not in digests or not (root / shard_name(bg)).exists()]
+    if missing:
+        raise ValueError(f"{root}: shards {missing} are missing; build them with --shard I/N first")
+    for bg in range(config.n_bg):
+        _finished(root, config, bg)
+    assets = {k: first[k] for k in ("backgrounds", "foregrounds", "skipped")}
+    manifest = assemble_manifest(root, config, assets, list(range(config.n_bg)), digests)
+    manifest["generation"]["depth"] = first["generation"]["depth"]
+    write_json_atomic(root / MANIFEST_NAME, manifest)
+    write_index(root / INDEX_NAME, _index_rows(root, list(range(config.n_bg))))
+    return root / MANIFEST_NAME

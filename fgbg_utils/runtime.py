@@ -1,0 +1,49 @@
+"""Where the code runs (Colab or not, which device) and the run profiles every notebook shares."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How big a run is. `smoke` checks that everything works in seconds (CI), `demo` gives
+    meaningful results on a laptop CPU in minutes, `full` is the course's dataset."""
+
+    name: str
+    n_bg: int
+    n_fg: int
+    placements: int
+    size: int
+
+    @property
+    def samples(self) -> int:
+        return self.n_bg * self.n_fg * 2 * self.placements
+
+
+PROFILES = {
+    "smoke": Profile("smoke", n_bg=6, n_fg=6, placements=2, size=64),
+    "demo": Profile("demo", n_bg=100, n_fg=100, placements=2, size=224),
+    "full": Profile("full", n_bg=100, n_fg=100, placements=20, size=224),
+}
+PROFILE_VARIABLE = "FGBG_PROFILE"
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The profile named, else the one in $FGBG_PROFILE, else `demo`."""
+    name = name or os.environ.get(PROFILE_VARIABLE) or "demo"
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+def in_colab() -> bool:
+    return Path("/content").is_dir() and "COLAB_RELEASE_TAG" in os.environ
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
