@@ -28,6 +28,7 @@ from .assets import AssetError, list_images, load_background, load_foreground
 from .compose import MASK_THRESHOLD, MIN_HEIGHT_FRACTION, Box, compose, prepare_foreground, sample_box
 from .demo_assets import make_demo_background, make_demo_foreground
 from .depth import DepthSource, GroundCamera, make_depth_source
+from .runtime import worker_context
 from .stats import ChannelHistogram, merge_statistics
 from .store import (
     INDEX_NAME,
@@ -228,8 +229,8 @@ def _worker_init(progress) -> None:
     _worker_state["progress"] = progress
 
 
-def _foregrounds(root: Path, assets: dict) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Premultiplied (plain, flipped) foregrounds, loaded once per process."""
+def load_foregrounds(root: Path, assets: dict) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Prepared (plain, flipped) foregrounds of a dataset, loaded once per process."""
     key = (str(root), tuple(f["sha256"] for f in assets["foregrounds"]))
     if _worker_state.get("fg_key") != key:
         rgba = [read_png(root / f["file"]) for f in assets["foregrounds"]]
@@ -246,7 +247,7 @@ def build_shard(config: BuildConfig, root: Path, assets: dict, bg: int, source: 
     bg_rgb = read_png(root / bg_info["file"])
     bg_depth = read_png(root / bg_info["depth_file"])
     camera = GroundCamera(**bg_info["camera"])
-    fgs = _foregrounds(root, assets)
+    fgs = load_foregrounds(root, assets)
     rng = np.random.default_rng([config.seed, bg])
     counter = ShardStatistics(bg_rgb, bg_depth, source.local)
     rows, sizes = [], {"fg_bg": 0, "mask": 0, "depth": 0}
@@ -391,7 +392,7 @@ def make_dataset(
     started = time.perf_counter()
     source = make_depth_source(config.depth, **(depth_options or {}))
     workers = 1 if config.depth == "midas" else max(1, workers or os.cpu_count() or 1)  # midas: one model, this process
-    context = mp.get_context()
+    context = worker_context()
     queue = context.Queue() if workers > 1 else None
     pool = context.Pool(workers, initializer=_worker_init, initargs=(queue,)) if workers > 1 else None
     try:

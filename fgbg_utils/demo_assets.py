@@ -122,46 +122,46 @@ class _Sketch:
         crop_to: int | None = None,
         mirror: bool = False,
     ) -> np.ndarray:
-        """Shade, outline and area-average down to float RGBA in [0, 1].
+        """Outline, area-average down and shade: float RGBA in [0, 1].
 
-        `light` points towards the light: surfaces facing it brighten (`gradient` across the whole
-        canvas, `relief` near the silhouette, from the slope of the blurred alpha) and part
-        boundaries darken by `outline`. With `crop_to`, the result is cropped to the alpha bounding
-        box and scaled so its longest side is `crop_to` pixels; otherwise it keeps the canvas size.
+        Part boundaries darken by `outline` at the supersampled resolution (they are sharp). The
+        shading varies slowly, so it is computed after downsampling: `light` points towards the
+        light, and surfaces facing it brighten (`gradient` across the whole image, `relief` near the
+        silhouette, from the slope of the blurred alpha). With `crop_to`, the result is cropped to
+        the alpha bounding box and scaled so its longest side is `crop_to` pixels.
         """
-        rgb = np.asarray(self.rgb, dtype=np.float32) / 255.0
-        alpha = np.asarray(self.alpha, dtype=np.float32) / 255.0
+        rgba = np.dstack([np.asarray(self.rgb), np.asarray(self.alpha)])
         label = np.asarray(self.label)
         if mirror:
-            rgb, alpha, label = rgb[:, ::-1], alpha[:, ::-1], label[:, ::-1]
-            light = (-light[0], light[1])
-        norm = max(np.hypot(*light), 1e-6)
-        lx, ly = light[0] / norm, light[1] / norm
-        ys, xs = np.mgrid[0 : self.h, 0 : self.w].astype(np.float32)
-        shade = 1.0 + gradient * -(lx * (xs / self.w - 0.5) + ly * (ys / self.h - 0.5))
-        sigma = 0.03 * max(self.w, self.h)
-        soft = cv2.GaussianBlur(alpha, (0, 0), sigma)
-        slope_x = cv2.Sobel(soft, cv2.CV_32F, 1, 0, ksize=3) * sigma
-        slope_y = cv2.Sobel(soft, cv2.CV_32F, 0, 1, ksize=3) * sigma
-        shade -= relief * np.clip(lx * slope_x + ly * slope_y, -1.5, 1.5)
+            rgba, label = rgba[:, ::-1], label[:, ::-1]
+        out_size = self.size
+        if crop_to is not None:
+            rows = np.flatnonzero(rgba[..., 3].any(axis=1))
+            cols = np.flatnonzero(rgba[..., 3].any(axis=0))
+            crop = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+            rgba, label = rgba[crop], label[crop]
+            scale = crop_to / max(rgba.shape[:2])
+            out_size = (max(1, round(rgba.shape[1] * scale)), max(1, round(rgba.shape[0] * scale)))
         width = 2 * max(1, _SUPERSAMPLE // 2) + 1
         kernel = np.ones((width, width), np.uint8)
         edges = cv2.dilate(label, kernel) != cv2.erode(label, kernel)
-        shade[edges] *= 1.0 - outline
-        rgb = np.clip(rgb * shade[..., None], 0.0, 1.0)
-        premultiplied = np.dstack([rgb * alpha[..., None], alpha])
-        if crop_to is None:
-            out_size = self.size
-        else:
-            rows, cols = np.nonzero(alpha)
-            premultiplied = premultiplied[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-            h, w = premultiplied.shape[:2]
-            scale = crop_to / max(h, w)
-            out_size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        small = cv2.resize(premultiplied, out_size, interpolation=cv2.INTER_AREA)
-        a = np.clip(small[..., 3], 0.0, 1.0)
-        color = np.where(a[..., None] > 0, small[..., :3] / np.maximum(a, 1e-6)[..., None], 0.0)
-        return np.dstack([np.clip(color, 0.0, 1.0), a])
+        rgba = rgba.astype(np.float32) / 255.0
+        rgba[..., :3] *= (rgba[..., 3] * (1.0 - outline * edges))[..., None]  # premultiplied
+        small = cv2.resize(rgba, out_size, interpolation=cv2.INTER_AREA).reshape(out_size[1], out_size[0], 4)
+        alpha = np.clip(small[..., 3], 0.0, 1.0)
+        norm = max(float(np.hypot(*light)), 1e-6)
+        lx, ly = light[0] / norm, light[1] / norm
+        sigma = max(0.5, 0.03 * max(out_size))
+        soft = cv2.GaussianBlur(alpha, (0, 0), sigma)
+        slope_x = cv2.Sobel(soft, cv2.CV_32F, 1, 0, ksize=3) * sigma
+        slope_y = cv2.Sobel(soft, cv2.CV_32F, 0, 1, ksize=3) * sigma
+        xs = (np.arange(out_size[0], dtype=np.float32) + 0.5) / out_size[0] - 0.5
+        ys = (np.arange(out_size[1], dtype=np.float32) + 0.5) / out_size[1] - 0.5
+        shade = 1.0 - gradient * (lx * xs[None, :] + ly * ys[:, None])
+        shade -= relief * np.clip(lx * slope_x + ly * slope_y, -1.5, 1.5)
+        color = small[..., :3] * (shade / np.maximum(alpha, 1e-6))[..., None]
+        color[alpha <= 0] = 0.0
+        return np.dstack([np.clip(color, 0.0, 1.0), alpha])
 
 
 def _hsv(
@@ -647,8 +647,9 @@ def _sky(rng: np.random.Generator, size: int, horizon_px: float) -> tuple[np.nda
     rows = np.arange(size, dtype=np.float32) + 0.5
     t = np.clip(rows / max(horizon_px, 1.0), 0.0, 1.0)[:, None, None] ** rng.uniform(1.5, 2.5)
     sky = np.broadcast_to(zenith * (1 - t) + low * t, (size, size, 3)).astype(np.float32)
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
     if style == "dusk":
+        centres = np.arange(size, dtype=np.float32) + 0.5
+        ys, xs = centres[:, None], centres[None, :]
         sun_x = rng.uniform(0.1, 0.9) * size
         glow = np.exp(-((xs - sun_x) ** 2 + (ys - horizon_px) ** 2) / (2 * (0.25 * size) ** 2))
         sky = sky + glow[..., None] * np.array([0.35, 0.2, 0.0], np.float32)
@@ -663,7 +664,7 @@ def _sky(rng: np.random.Generator, size: int, horizon_px: float) -> tuple[np.nda
             cv2.ellipse(mask, center, (max(1, round(rx)), max(1, round(ry))), 0, 0, 360, 1.0, -1)
     mask = cv2.GaussianBlur(mask, (0, 0), max(0.6, 0.015 * size)) * rng.uniform(0.5, 0.9)
     sky = sky * (1 - mask[..., None]) + cloud * mask[..., None]
-    return np.clip(sky, 0, 1), low
+    return np.clip(sky, 0, 1).astype(np.float32), low
 
 
 def _noise_table(rng: np.random.Generator) -> np.ndarray:
@@ -852,24 +853,23 @@ def _pole(c: _Sketch, rng: np.random.Generator) -> None:
 
 
 def _rock(c: _Sketch, rng: np.random.Generator) -> None:
-    """Irregular boulder or bush."""
-    angles = np.sort(rng.uniform(np.pi, 2 * np.pi, rng.integers(5, 9)))
-    radius = rng.uniform(0.7, 1.0, angles.size)
+    """Rounded boulder (grey) or bush (green): a jittered half-ellipse resting on the ground."""
+    angles = np.linspace(np.pi, 2 * np.pi, rng.integers(9, 14)) + rng.uniform(-0.1, 0.1)
+    radius = rng.uniform(0.8, 1.0, angles.size)
     outline = [(0.5 + 0.5 * r * np.cos(a), 1.0 + r * np.sin(a)) for a, r in zip(angles, radius, strict=True)]
-    color = (
-        _hsv(rng, (20, 40), (0.0, 0.25), (0.35, 0.65))
-        if rng.random() < 0.6
-        else _hsv(rng, (80, 130), (0.4, 0.8), (0.2, 0.5))
-    )
-    c.polygon([(0.0, 1.0), *outline, (1.0, 1.0)], color)
+    if rng.random() < 0.6:
+        color = _hsv(rng, (20, 40), (0.0, 0.25), (0.35, 0.65))
+    else:
+        color = _hsv(rng, (80, 130), (0.4, 0.8), (0.2, 0.5))
+    c.polygon([(0.02, 1.0), *outline, (0.98, 1.0)], color)
 
 
 _STRUCTURES = {
     # name: (draw, relative height range, width / height range)
-    "building": (_building, (3.0, 9.0), (0.6, 1.6)),
+    "building": (_building, (3.0, 8.0), (0.5, 1.2)),
     "tree": (_tree, (2.0, 5.0), (0.5, 0.8)),
     "pole": (_pole, (2.0, 4.0), (0.06, 0.3)),
-    "rock": (_rock, (0.3, 1.0), (1.0, 2.0)),
+    "rock": (_rock, (0.2, 0.6), (1.3, 2.2)),
 }
 
 
@@ -894,27 +894,24 @@ def make_demo_background(index: int, size: int = 224, seed: int = 0) -> DemoBack
     depth = camera.ground_depth(size)
 
     rows = np.arange(size, dtype=np.float64)
-    z_row = camera.row_depth(rows, size)
-    cols = np.arange(size, dtype=np.float64) + 0.5 - size / 2
+    first = int(np.searchsorted(rows + 0.5, horizon_px, side="right"))  # first row below the horizon
+    z_row = camera.row_depth(rows[first:], size)[:, None]
+    cols = (np.arange(size, dtype=np.float64) + 0.5 - size / 2)[None, :]
     focal_px = camera.focal * size
-    z = np.repeat(z_row[:, None], size, axis=1)
-    below = np.maximum(rows + 0.5 - horizon_px, 1e-3)[:, None]
+    shape = (size - first, size)
     ground = _Ground(
-        x=(cols[None, :] * z / focal_px).astype(np.float32),
-        z=z.astype(np.float32),
-        fx=np.repeat(z_row[:, None] / focal_px, size, axis=1).astype(np.float32),
-        fz=np.repeat((z_row[:, None] / below), size, axis=1).astype(np.float32),
+        x=(cols * z_row / focal_px).astype(np.float32),
+        z=np.broadcast_to(z_row, shape).astype(np.float32),
+        fx=np.broadcast_to(z_row / focal_px, shape).astype(np.float32),
+        fz=np.broadcast_to(z_row / (rows[first:, None] + 0.5 - horizon_px), shape).astype(np.float32),
         table=_noise_table(rng),
     )
     texture = _TEXTURES[rng.integers(len(_TEXTURES))](ground, rng)
     fog_m = rng.uniform(60.0, 250.0)
-    fog = 1 - np.exp(-ground.z / fog_m)
-    texture = _mix(texture, haze, fog)
-    is_ground = (rows + 0.5 > horizon_px)[:, None]
-    image = np.where(is_ground[..., None], texture, image).astype(np.float32)
+    image[first:] = _mix(texture, haze, 1 - np.exp(-ground.z / fog_m))
 
     placed = []
-    min_px, max_px = max(3.0, 0.05 * size), 0.9 * size
+    min_px, max_px = max(3.0, 0.05 * size), 0.75 * size
     for _ in range(rng.integers(2, 7)):
         name = rng.choice(list(_STRUCTURES))
         _, (h_lo, h_hi), _ = _STRUCTURES[name]
@@ -925,7 +922,7 @@ def make_demo_background(index: int, size: int = 224, seed: int = 0) -> DemoBack
     for foot, name, rel_h, cx in sorted(placed, key=lambda p: p[0]):
         draw, _, (a_lo, a_hi) = _STRUCTURES[name]
         h = max(1, round(camera.pixel_height(foot, size, rel_h)))
-        w = max(1, min(round(h * rng.uniform(a_lo, a_hi)), size // 2))
+        w = max(1, min(round(h * rng.uniform(a_lo, a_hi)), size // 3))
         sketch = _Sketch(w, h)
         draw(sketch, rng)
         rgba = sketch.finish(light=(rng.uniform(-1, 1), -1.0), gradient=0.15, relief=0.15, outline=0.25)

@@ -47,3 +47,15 @@ def default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def worker_context():
+    """The multiprocessing context for worker pools: forkserver.
+
+    Plain fork copies the parent's thread pools (OpenCV's, torch's) in whatever state they are
+    in, and a child can then deadlock on a lock no thread will release; forkserver starts
+    workers from a clean, single-threaded server process and is still quick.
+    """
+    import multiprocessing
+
+    return multiprocessing.get_context("forkserver")

@@ -111,11 +111,12 @@ def test_statistics_are_exact_over_every_pixel(small_dataset):
 def test_recomputed_statistics_match_the_files(small_dataset):
     manifest = read_manifest(small_dataset)
     recomputed = recompute_statistics(small_dataset, workers=1, progress=False)
-    for kind in ("bg", "mask", "depth"):
-        assert recomputed[kind]["histogram"] == manifest["statistics"][kind]["histogram"]
+    for kind in ("bg", "fg_bg", "mask", "depth"):
+        assert recomputed[kind]["histogram"] == manifest["statistics"][kind]["histogram"], kind
     rows = read_index(small_dataset / "index.csv")
     decoded = np.stack([read_sample(small_dataset, r)["fg_bg"] for r in rows]).astype(np.float64) / 255
-    np.testing.assert_allclose(recomputed["fg_bg"]["mean"], decoded.mean(axis=(0, 1, 2)), rtol=1e-12)
+    np.testing.assert_allclose(recomputed["fg_bg_decoded"]["mean"], decoded.mean(axis=(0, 1, 2)), rtol=1e-12)
+    np.testing.assert_allclose(recomputed["fg_bg_decoded"]["std"], decoded.std(axis=(0, 1, 2)), rtol=1e-12)
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(small_dataset, tmp_path):
