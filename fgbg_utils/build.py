@@ -9,12 +9,12 @@ can be (re)built on its own, by any process or machine, and comes out byte-ident
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import platform
 import shutil
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -293,7 +293,7 @@ def build_shard(config: BuildConfig, root: Path, assets: dict, bg: int, source: 
     except BaseException:
         writer.abort()
         raise
-    return {"bg": bg, "sha256": digest}
+    return {"sha256": digest, "meta": meta}
 
 
 class ShardStatistics:
@@ -335,10 +335,6 @@ class ShardStatistics:
         return {"fg_bg": self.fg_bg, "mask": mask, "depth": self.depth}
 
 
-def _build_shard_task(args) -> dict:
-    return build_shard(*args)
-
-
 # --- the whole build ----------------------------------------------------------------------
 
 
@@ -352,17 +348,20 @@ def shard_ids(n_bg: int, part: tuple[int, int] | None) -> list[int]:
     return list(range(i, n_bg, n))
 
 
-def _finished(root: Path, config: BuildConfig, bg: int) -> bool:
-    """True when shard `bg` is whole and from this very configuration."""
+def finished_shard(root: Path, config: BuildConfig, bg: int) -> dict | None:
+    """The meta of shard `bg` if it is whole and from this very configuration, else None.
+
+    A shard from other settings is an error: mixing it in would corrupt the dataset.
+    """
     path = root / shard_name(bg)
     if not path.exists():
-        return False
+        return None
     meta = read_shard_meta(path)
     if meta.get("fingerprint") != asdict(config):
         raise ValueError(
             f"{path}: built with other settings ({meta.get('fingerprint')}); use another --out or delete it"
         )
-    return True
+    return meta
 
 
 def _remove_partials(root: Path) -> None:
@@ -394,64 +393,69 @@ def make_dataset(
     workers = 1 if config.depth == "midas" else max(1, workers or os.cpu_count() or 1)  # midas: one model, this process
     context = worker_context()
     queue = context.Queue() if workers > 1 else None
-    pool = context.Pool(workers, initializer=_worker_init, initargs=(queue,)) if workers > 1 else None
+    pool = (
+        ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(queue,))
+        if workers > 1
+        else None
+    )
     try:
         assets = prepare_assets(config, root, source, skip_bad=skip_bad, mapper=pool.map if pool else map)
         wanted = shard_ids(config.n_bg, part)
-        kept = [bg for bg in wanted if _finished(root, config, bg)]
-        todo = [bg for bg in wanted if bg not in kept]
-        bar = tqdm(
-            total=len(todo) * config.per_background, unit="sample", desc="building", disable=not progress, smoothing=0.1
-        )
-        if pool is None:
-            _worker_init(None)
-            digests = {}
-            for bg in todo:
-                digests[bg] = build_shard(config, root, assets, bg, source)["sha256"]
-                bar.update(config.per_background)
-        else:
-            digests = _build_in_pool(pool, queue, bar, [(config, root, assets, bg) for bg in todo])
-        bar.close()
+        metas = {bg: meta for bg in wanted if (meta := finished_shard(root, config, bg)) is not None}
+        kept = list(metas)
+        todo = [bg for bg in wanted if bg not in metas]
+        total = len(todo) * config.per_background
+        with tqdm(total=total, unit="sample", desc="building", disable=not progress, smoothing=0.1) as bar:
+            if pool is None:
+                _worker_init(None)
+                results = []
+                for bg in todo:
+                    results.append(build_shard(config, root, assets, bg, source))
+                    bar.update(config.per_background)
+            else:
+                results = _build_in_pool(pool, queue, bar, [(config, root, assets, bg) for bg in todo])
     finally:
         if pool is not None:
-            pool.terminate()
-            pool.join()
-    manifest = assemble_manifest(root, config, assets, wanted, digests, part)
+            pool.shutdown(cancel_futures=True)
+    metas.update((result["meta"]["bg"], result["meta"]) for result in results)
+    digests = {result["meta"]["bg"]: result["sha256"] for result in results}
+    shards = [metas[bg] for bg in wanted]
+    manifest = assemble_manifest(root, config, assets, shards, digests, part)
     name = MANIFEST_NAME if part is None else slice_manifest_name(part)
     write_json_atomic(root / name, manifest)
     if part is None:
-        write_index(root / INDEX_NAME, _index_rows(root, wanted))
+        write_index(root / INDEX_NAME, _index_rows(shards))
     seconds = time.perf_counter() - started
     samples_built = len(todo) * config.per_background
     return BuildResult(root, samples_built, config.samples, seconds, todo, kept, manifest=root / name)
 
 
-def _build_in_pool(pool, queue, bar, tasks: list[tuple]) -> dict[int, str]:
-    """Run shard tasks in the pool, moving the bar as workers report samples; {bg: sha256}."""
-    pending = pool.imap_unordered(_build_shard_task, tasks)
-    digests: dict[int, str] = {}
-    while len(digests) < len(tasks):
+def _build_in_pool(pool: ProcessPoolExecutor, queue, bar, tasks: list[tuple]) -> list[dict]:
+    """Run shard tasks in the pool, moving the bar as workers report samples.
+
+    A worker that dies (killed, out of memory) fails the build with BrokenProcessPool instead
+    of leaving it waiting forever.
+    """
+    pending = {pool.submit(build_shard, *task) for task in tasks}
+    results = []
+    while pending:
+        done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+        results += [future.result() for future in done]
         while not queue.empty():
             bar.update(queue.get())
-        try:
-            result = pending.next(timeout=0.2)
-        except mp.TimeoutError:
-            continue
-        digests[result["bg"]] = result["sha256"]
-    while not queue.empty():
-        bar.update(queue.get())
-    return digests
+    bar.n = bar.total
+    bar.refresh()
+    return results
 
 
 def slice_manifest_name(part: tuple[int, int]) -> str:
     return f"data_manifest.slice-{part[0]}-of-{part[1]}.json"
 
 
-def _index_rows(root: Path, shards: list[int]):
-    for bg in shards:
-        meta = read_shard_meta(root / shard_name(bg))
+def _index_rows(metas: list[dict]):
+    for meta in metas:
         for row in meta["rows"]:
-            yield [*row, shard_name(bg), *member_names(row[0])]
+            yield [*row, shard_name(meta["bg"]), *member_names(row[0])]
 
 
 def _library_versions() -> dict:
@@ -465,22 +469,20 @@ def _library_versions() -> dict:
 
 
 def assemble_manifest(
-    root: Path, config: BuildConfig, assets: dict, shards: list[int], digests: dict, part=None
+    root: Path, config: BuildConfig, assets: dict, metas: list[dict], digests: dict, part=None
 ) -> dict:
-    """The manifest of the shards `shards` in root: counts, formats, statistics, checksums."""
+    """The manifest of the shards described by `metas`: counts, formats, statistics, checksums."""
     source = make_depth_source(config.depth) if config.depth != "midas" else None
-    metas, shard_entries = [], []
-    for bg in shards:
-        path = root / shard_name(bg)
-        meta = read_shard_meta(path)
-        metas.append(meta)
+    shard_entries = []
+    for meta in metas:
+        path = root / shard_name(meta["bg"])
         shard_entries.append(
             {
                 "file": path.name,
-                "bg": bg,
+                "bg": meta["bg"],
                 "samples": meta["samples"],
                 "bytes": path.stat().st_size,
-                "sha256": digests.get(bg) or sha256_file(path),
+                "sha256": digests.get(meta["bg"]) or sha256_file(path),
             }
         )
     statistics = merge_statistics(
@@ -567,8 +569,8 @@ def assemble_manifest(
             "random generator seeded with (seed, bg)",
             "scale_rule": "pixel height = relative_height * (foot_row + 0.5 - horizon * size): perspective, "
             "larger lower in the frame; clamped to fit the frame",
-            "blend": "alpha blending with premultiplied colour; foreground resized with area averaging "
-            "(shrink, from the nearest larger level of a halving pyramid) or bilinear (enlarge)",
+            "blend": "alpha blending with premultiplied colour; foreground resized bilinearly from the "
+            "smallest level of its halving pyramid (area-averaged) that is at least the target size",
             "mask_threshold": f"pasted alpha >= {MASK_THRESHOLD}",
             "depth": depth_info,
             "versions": _library_versions(),
@@ -628,14 +630,14 @@ def merge(root: Path, sources: list[Path] = ()) -> Path:
             for key in ("file", "depth_file"):
                 if key in info and not (root / info[key]).exists():
                     _copy_atomic(folder / info[key], root / info[key])
-    missing = [bg for bg in range(config.n_bg) if bg not in digests or not (root / shard_name(bg)).exists()]
+    metas = {bg: finished_shard(root, config, bg) for bg in range(config.n_bg) if bg in digests}
+    missing = [bg for bg in range(config.n_bg) if metas.get(bg) is None]
     if missing:
         raise ValueError(f"{root}: shards {missing} are missing; build them with --shard I/N first")
-    for bg in range(config.n_bg):
-        _finished(root, config, bg)
     assets = {k: first[k] for k in ("backgrounds", "foregrounds", "skipped")}
-    manifest = assemble_manifest(root, config, assets, list(range(config.n_bg)), digests)
+    shards = [metas[bg] for bg in range(config.n_bg)]
+    manifest = assemble_manifest(root, config, assets, shards, digests)
     manifest["generation"]["depth"] = first["generation"]["depth"]
     write_json_atomic(root / MANIFEST_NAME, manifest)
-    write_index(root / INDEX_NAME, _index_rows(root, list(range(config.n_bg))))
+    write_index(root / INDEX_NAME, _index_rows(shards))
     return root / MANIFEST_NAME

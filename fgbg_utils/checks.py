@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -109,10 +110,10 @@ def recompute_statistics(root: Path, workers: int | None = None, progress: bool 
     manifest = read_manifest(root)
     tasks = [(root / entry["file"], manifest) for entry in manifest["shards"]]
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
-    with worker_context().Pool(workers) as pool:
+    with ProcessPoolExecutor(workers, mp_context=worker_context()) as pool:
         parts = list(
             tqdm(
-                pool.imap(_shard_statistics, tasks),
+                pool.map(_shard_statistics, tasks),
                 total=len(tasks),
                 desc="statistics",
                 unit="shard",

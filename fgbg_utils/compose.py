@@ -38,12 +38,14 @@ class Box:
 
 
 def premultiply(rgba: np.ndarray, flip: bool = False) -> np.ndarray:
-    """float32 premultiplied RGBA in [0, 1], optionally mirrored left-right.
+    """float32 premultiplied RGBA, optionally mirrored left-right: colour * alpha in 0..255,
+    alpha in 0..1 (the scales the blend uses, so pasting needs no rescaling).
 
     Resizing premultiplied colour keeps transparent pixels' colour out of the edges.
     """
     image = rgba[:, ::-1] if flip else rgba
-    out = image.astype(np.float32) / 255.0
+    out = image.astype(np.float32)
+    out[..., 3] /= 255.0
     out[..., :3] *= out[..., 3:4]
     return np.ascontiguousarray(out)
 
@@ -62,15 +64,14 @@ def prepare_foreground(rgba: np.ndarray, flip: bool = False) -> list[np.ndarray]
 
 
 def resize_premultiplied(levels: list[np.ndarray], w: int, h: int) -> np.ndarray:
-    """A prepared foreground resized to h x w: area averaging from the nearest larger pyramid
-    level to shrink, bilinear from full size to enlarge."""
+    """A prepared foreground resized to h x w, bilinear from the smallest pyramid level that is
+    at least as large (mipmapping: each output pixel then blends at most about 2x2 source
+    pixels' worth, so small pastes stay smooth without the cost of area averaging)."""
     source = levels[0]
     for level in levels[1:]:
         if level.shape[0] >= h and level.shape[1] >= w:
             source = level
-    shrinking = w < source.shape[1] or h < source.shape[0]
-    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    return cv2.resize(source, (w, h), interpolation=interpolation)
+    return cv2.resize(source, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def sample_box(
@@ -105,14 +106,19 @@ def sample_box(
 def compose(bg: np.ndarray, foreground: list[np.ndarray], box: Box) -> tuple[np.ndarray, np.ndarray]:
     """Paste a prepared foreground (`prepare_foreground`) into a copy of `bg` at `box`.
 
-    Returns (fg_bg uint8 HxWx3, mask uint8 HxW with 255 = foreground). Only the box is touched.
+    Returns (fg_bg uint8 HxWx3, mask uint8 HxW with 255 = foreground). Only the box is touched;
+    colour is rounded half up (the blend of values in 0..255 stays in 0..255).
     """
     patch = resize_premultiplied(foreground, box.w, box.h)
     alpha = patch[..., 3:4]
     rows, cols = slice(box.y, box.y + box.h), slice(box.x, box.x + box.w)
     fg_bg = bg.copy()
-    region = bg[rows, cols].astype(np.float32) * (1.0 - alpha) + patch[..., :3] * 255.0
-    fg_bg[rows, cols] = np.clip(np.rint(region), 0, 255).astype(np.uint8)
+    region = fg_bg[rows, cols].astype(np.float32)
+    region *= 1.0 - alpha
+    region += patch[..., :3]
+    region += 0.5
+    fg_bg[rows, cols] = region.astype(np.uint8)
     mask = np.zeros(bg.shape[:2], dtype=np.uint8)
-    mask[rows, cols] = np.where(alpha[..., 0] >= MASK_THRESHOLD, 255, 0).astype(np.uint8)
+    mask[rows, cols] = alpha[..., 0] >= MASK_THRESHOLD
+    mask *= 255
     return fg_bg, mask

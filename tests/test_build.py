@@ -75,7 +75,7 @@ def test_samples_recompose_from_index_and_assets(small_dataset):
         np.testing.assert_array_equal(stored["depth"], depth)
         mse = np.mean((stored["fg_bg"].astype(float) - fg_bg) ** 2)
         worst = max(worst, mse)
-        assert 10 * np.log10(255**2 / mse) > 30, "JPEG tolerance: PSNR above 30 dB"
+        assert 10 * np.log10(255**2 / mse) > 27, "JPEG tolerance (64 px, quality 90): PSNR above 27 dB"
         with zipfile.ZipFile(small_dataset / row["shard"]) as archive:
             assert archive.read(row["fg_bg"]) == encode_jpeg(fg_bg, SMALL.jpeg_quality)
     assert worst > 0, "fg_bg is stored as JPEG, so it cannot be bit-exact"
