@@ -26,9 +26,10 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# One pytest run: the unit tests, and every notebook executed in the smoke profile with its
+# NBVAL_CHECK_OUTPUT cells compared against the outputs stored from a demo run.
 test: lint $(STAMP)
-	$(BIN)/python -m pytest -q
-	FGBG_PROFILE=smoke $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+	FGBG_PROFILE=smoke $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env tests notebooks
 
 sync: $(STAMP)
 	$(BIN)/jupytext --sync notebooks/*.ipynb

@@ -28,7 +28,7 @@ from .assets import AssetError, list_images, load_background, load_foreground
 from .compose import MASK_THRESHOLD, MIN_HEIGHT_FRACTION, Box, compose, prepare_foreground, sample_box
 from .demo_assets import make_demo_background, make_demo_foreground
 from .depth import DepthSource, GroundCamera, make_depth_source
-from .runtime import worker_context
+from .runtime import Profile, worker_context
 from .stats import ChannelHistogram, merge_statistics
 from .store import (
     INDEX_NAME,
@@ -446,6 +446,26 @@ def _build_in_pool(pool: ProcessPoolExecutor, queue, bar, tasks: list[tuple]) ->
     bar.n = bar.total
     bar.refresh()
     return results
+
+
+def profile_config(profile: Profile, **overrides) -> BuildConfig:
+    """The build of a run profile (demo assets), with any field overridden."""
+    sizes = {name: getattr(profile, name) for name in ("n_bg", "n_fg", "placements", "size")}
+    return BuildConfig(**{**sizes, **overrides})
+
+
+def ensure_dataset(root: Path, config: BuildConfig, workers: int | None = None) -> dict:
+    """The manifest of the dataset in `root`, building (or finishing) it first unless a whole
+    build with exactly `config` is already there. Lets every notebook run on its own."""
+    root = Path(root)
+    manifest_path = root / MANIFEST_NAME
+    if manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text())
+        if manifest["generation"]["parameters"] == asdict(config):
+            return manifest
+    result = make_dataset(root, config, workers=workers)
+    print_summary(result)
+    return json.loads(manifest_path.read_text())
 
 
 def slice_manifest_name(part: tuple[int, int]) -> str:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .assets import AssetError
-from .build import BuildConfig, BuildInputError, make_dataset, merge, print_summary
+from .build import BuildInputError, make_dataset, merge, print_summary, profile_config
 from .runtime import PROFILES, get_profile
 from .store import MANIFEST_NAME, read_manifest, write_json_atomic
 
@@ -56,12 +56,11 @@ def _add_make_dataset(commands) -> None:
 
 def make_dataset_command(args) -> int:
     depth = args.depth or ("prior" if args.bg_dir else "geometric")
-    profile = get_profile(args.profile)
     sizes = {
-        name: getattr(args, name) if getattr(args, name) is not None else getattr(profile, name)
-        for name in ("n_bg", "n_fg", "placements", "size")
+        name: getattr(args, name) for name in ("n_bg", "n_fg", "placements", "size") if getattr(args, name) is not None
     }
-    config = BuildConfig(
+    config = profile_config(
+        get_profile(args.profile),
         **sizes,
         seed=args.seed,
         depth=depth,

@@ -14,17 +14,13 @@ GRID_KINDS = ("bg", "fg", "fg_mask", "fg_bg", "mask", "depth")
 GRID_TITLES = {"bg": "bg", "fg": "fg", "fg_mask": "fg mask", "fg_bg": "fg_bg", "mask": "fg_bg mask", "depth": "depth"}
 
 
-def _checkerboard(h: int, w: int, cell: int = 8) -> np.ndarray:
+def on_checkerboard(rgba: np.ndarray, cell: int = 8) -> np.ndarray:
+    """A transparent image over a grey checkerboard, so its alpha shows."""
+    h, w = rgba.shape[:2]
     ys, xs = np.mgrid[0:h, 0:w]
-    board = np.where(((ys // cell) + (xs // cell)) % 2 == 0, 200, 150).astype(np.float32)
-    return np.repeat(board[..., None], 3, axis=2)
-
-
-def _on_checkerboard(rgba: np.ndarray) -> np.ndarray:
-    """A transparent image shown over a checkerboard, so its alpha is visible."""
-    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
-    mixed = rgba[..., :3] * alpha + _checkerboard(*rgba.shape[:2]) * (1 - alpha)
-    return np.rint(mixed).astype(np.uint8)
+    board = np.where(((ys // cell) + (xs // cell)) % 2 == 0, 200.0, 150.0)[..., None]
+    alpha = rgba[..., 3:4] / 255.0
+    return np.rint(rgba[..., :3] * alpha + board * (1 - alpha)).astype(np.uint8)
 
 
 def _fit(image: np.ndarray, size: int) -> np.ndarray:
@@ -49,7 +45,7 @@ def sample_tiles(root: Path, rows: list[dict], manifest: dict, size: int) -> dic
         if row["flip"]:
             fg = fg[:, ::-1]
         tiles["bg"].append(_fit(read_png(root / manifest["backgrounds"][row["bg"]]["file"]), size))
-        tiles["fg"].append(_fit(_on_checkerboard(fg), size))
+        tiles["fg"].append(_fit(on_checkerboard(fg), size))
         tiles["fg_mask"].append(_fit(np.where(fg[..., 3] >= MASK_THRESHOLD * 255, 255, 0).astype(np.uint8), size))
         for kind in ("fg_bg", "mask", "depth"):
             tiles[kind].append(_fit(images[kind], size))

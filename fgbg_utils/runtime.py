@@ -49,6 +49,33 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def repo_root() -> Path | None:
+    """The kit's checkout when the package runs from one (editable install), else None."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").exists() and (root / "notebooks").is_dir() else None
+
+
+def runs_dir() -> Path:
+    """Where notebooks and `make demo` keep datasets and runs: $FGBG_RUNS, else runs/ in the
+    checkout, else ./runs."""
+    if "FGBG_RUNS" in os.environ:
+        return Path(os.environ["FGBG_RUNS"])
+    root = repo_root()
+    return (root if root else Path.cwd()) / "runs"
+
+
+def describe_runtime() -> str:
+    """One line on where this runs: Colab or not, Python, torch, device and GPU."""
+    import platform
+
+    import torch
+
+    device = default_device()
+    gpu = f" ({torch.cuda.get_device_name(0)})" if device == "cuda" else ""
+    place = "Colab" if in_colab() else platform.node() or "local"
+    return f"{place}: Python {platform.python_version()}, torch {torch.__version__}, device {device}{gpu}"
+
+
 def worker_context():
     """The multiprocessing context for worker pools: forkserver.
 

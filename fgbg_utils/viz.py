@@ -1,0 +1,38 @@
+"""Figures the notebooks share: rows and grids of images with titles."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def show_images(
+    images: Sequence[np.ndarray],
+    titles: Sequence[str] | None = None,
+    columns: int | None = None,
+    cmap: str | None = "gray",
+    size: float = 2.4,
+    suptitle: str | None = None,
+):
+    """Show images in a grid (one row by default); single-channel ones in `cmap`. Returns the figure."""
+    columns = columns or len(images)
+    rows = -(-len(images) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(size * columns, size * rows), squeeze=False)
+    for axis in axes.ravel():
+        axis.axis("off")
+    for i, image in enumerate(images):
+        axis = axes.ravel()[i]
+        if image.ndim == 2:
+            limits = (0, 255) if image.dtype == np.uint8 else (None, None)
+            axis.imshow(image, cmap=cmap, vmin=limits[0], vmax=limits[1])
+        else:
+            axis.imshow(image)
+        if titles:
+            axis.set_title(titles[i], fontsize=9)
+    if suptitle:
+        figure.suptitle(suptitle)
+    figure.tight_layout()
+    return figure
+

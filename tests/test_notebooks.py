@@ -1,0 +1,41 @@
+"""Notebook conventions: paired with a py:percent script, parameterised, Colab-ready, checked."""
+
+from pathlib import Path
+
+import jupytext
+import pytest
+
+NOTEBOOKS = sorted(Path(__file__).resolve().parent.parent.joinpath("notebooks").glob("*.ipynb"))
+
+
+def test_there_are_notebooks():
+    assert {p.stem[:2] for p in NOTEBOOKS} >= {"00", "02"}
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_pair_is_in_sync(notebook: Path):
+    script = notebook.with_suffix(".py")
+    assert script.exists(), f"{notebook.name} has no paired {script.name}"
+    from_notebook = jupytext.writes(jupytext.read(notebook), fmt="py:percent")
+    from_script = jupytext.writes(jupytext.read(script), fmt="py:percent")
+    assert from_notebook == from_script, f"{notebook.name} and {script.name} differ: run `make sync`"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_conventions(notebook: Path):
+    cells = jupytext.read(notebook).cells
+    assert "colab.research.google.com/github/" in cells[0].source and notebook.name in cells[0].source
+    setup = next(c for c in cells if c.cell_type == "code")
+    assert "google.colab" in setup.source and "describe_runtime" in setup.source
+    assert "torch" not in setup.source.replace("describe_runtime", ""), "never reinstall Colab's torch"
+    tagged = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and "PROFILE" in tagged[0].source
+    assert any(c.source.startswith("# NBVAL_CHECK_OUTPUT") for c in cells), "check at least one deterministic cell"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_outputs_come_from_a_demo_run(notebook: Path):
+    cells = [c for c in jupytext.read(notebook).cells if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in cells), f"{notebook.name} is not fully executed"
+    text = "".join(o.get("text", "") for c in cells for o in c.get("outputs", []))
+    assert "profile demo" in text or "runs/demo" in text, f"{notebook.name} outputs are not from the demo profile"
