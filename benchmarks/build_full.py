@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -29,29 +29,44 @@ SAMPLE_EVERY = 0.2
 GIB = 1024**3
 
 
-def tree_rss(process: psutil.Process) -> int:
-    """Summed RSS in bytes of `process` and all its descendants (those alive right now)."""
-    total = 0
-    for member in [process, *process.children(recursive=True)]:
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-            total += member.memory_info().rss
-    return total
+@dataclass
+class Run:
+    code: int
+    seconds: float
+    peak_rss: int
+    """Largest summed RSS of the process tree seen at one sampling instant, bytes."""
+    own_cpu: float
+    """CPU seconds of the process tree (each process as last sampled: its final 0.2 s is missed)."""
+    machine_cpu: float
+    """CPU seconds used on the whole machine during the run: the rest is other people's jobs."""
 
 
-def run_measured(command: list[str]) -> tuple[int, float, int]:
-    """Run `command`, return (exit code, wall seconds, peak summed RSS in bytes)."""
+def run_measured(command: list[str]) -> Run:
+    """Run `command`, sampling the RSS and CPU time of it and all its descendants."""
+    machine_before = busy_seconds()
     started = time.perf_counter()
     child = subprocess.Popen(command)
     tracked = psutil.Process(child.pid)
-    peak = 0
+    peak, cpu = 0, {}
     while child.poll() is None:
-        try:
-            peak = max(peak, tree_rss(tracked))
-        except psutil.NoSuchProcess:
-            break
+        with contextlib.suppress(psutil.NoSuchProcess):
+            rss = 0
+            for member in [tracked, *tracked.children(recursive=True)]:
+                with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied), member.oneshot():
+                    rss += member.memory_info().rss
+                    times = member.cpu_times()
+                    cpu[member.pid] = times.user + times.system
+            peak = max(peak, rss)
         time.sleep(SAMPLE_EVERY)
     code = child.wait()
-    return code, time.perf_counter() - started, peak
+    seconds = time.perf_counter() - started
+    return Run(code, seconds, peak, sum(cpu.values()), busy_seconds() - machine_before)
+
+
+def busy_seconds() -> float:
+    """CPU seconds the whole machine has spent running code since boot."""
+    t = psutil.cpu_times()
+    return t.user + t.nice + t.system + t.irq + t.softirq
 
 
 def folder_bytes(root: Path) -> int:
@@ -82,21 +97,24 @@ def main() -> int:
     command += ["--size", str(args.size)]
     if args.workers:
         command += ["--workers", str(args.workers)]
-    print(
-        f"load average before the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores (others' jobs skew timings)"
-    )
     print("running:", " ".join(command), flush=True)
 
-    code, seconds, peak = run_measured(command)
-    if code != 0:
-        print(f"make-dataset failed with exit code {code} after {seconds:.1f} s")
+    run = run_measured(command)
+    seconds = run.seconds
+    if run.code != 0:
+        print(f"make-dataset failed with exit code {run.code} after {seconds:.1f} s")
         return 0
     rate = samples / seconds
-    peak_gib = peak / GIB
+    peak_gib = run.peak_rss / GIB
+    others = max(0.0, run.machine_cpu - run.own_cpu)
     print(f"samples:       {samples:,}")
     print(f"wall time:     {seconds:.1f} s ({seconds / 60:.2f} min)")
     print(f"rate:          {rate:,.0f} samples/s")
     print(f"peak RSS:      {peak_gib:.2f} GiB (summed over the process tree)")
+    print(
+        f"CPU:           build {run.own_cpu:.0f} s, other jobs {others:.0f} s "
+        f"of {seconds * psutil.cpu_count():.0f} core-seconds available"
+    )
     print(f"size on disk:  {folder_bytes(args.out) / 1e9:.2f} GB ({args.out})")
     print(f"target rate >= {TARGET_RATE:,.0f} samples/s: {verdict(rate >= TARGET_RATE)}")
     full = (args.n_bg, args.n_fg, args.placements, args.size) == (100, 100, 20, 224)
