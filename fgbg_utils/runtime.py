@@ -43,6 +43,19 @@ def in_colab() -> bool:
     return Path("/content").is_dir() and "COLAB_RELEASE_TAG" in os.environ
 
 
+def mount_drive(mountpoint: str | Path = "/content/drive") -> Path | None:
+    """On Colab, mount Google Drive at `mountpoint` (Colab asks for permission the first time)
+    and return its "My Drive" folder; elsewhere do nothing and return None."""
+    if not in_colab():
+        return None
+    from google.colab import drive  # only importable on Colab
+
+    mountpoint = Path(mountpoint)
+    if not (mountpoint / "MyDrive").is_dir():
+        drive.mount(str(mountpoint))
+    return mountpoint / "MyDrive"
+
+
 def default_device() -> str:
     import torch
 

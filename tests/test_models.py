@@ -1,0 +1,111 @@
+"""Networks: exact seed parameter counts, one shared interface, and the default net's design promises."""
+
+import pytest
+import torch
+from torchsummary import summary
+
+from fgbg_utils.models import DEFAULT_MODEL, MODELS, build_model, count_parameters
+
+SEED_PARAMETERS = {
+    "seed004_dilated": 1_340_224,
+    "seed002_unet6": 8_631_810,
+    "seed000_unet_shared": 33_389_314,
+    "seed003_unet": 34_520_514,
+}
+LARGE_SEEDS = {"seed000_unet_shared", "seed003_unet"}
+
+
+def image_pair(size: int, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, 3, size, size, generator=generator), torch.rand(batch, 3, size, size, generator=generator)
+
+
+@pytest.mark.parametrize(("name", "expected"), SEED_PARAMETERS.items())
+def test_seed_parameter_counts_match_write_ups(name, expected):
+    assert count_parameters(build_model(name)) == expected
+
+
+def test_default_model_stays_small():
+    assert count_parameters(build_model(DEFAULT_MODEL)) <= 1_500_000
+
+
+def test_count_parameters_skips_frozen_ones():
+    model = build_model(DEFAULT_MODEL)
+    total = count_parameters(model)
+    frozen = sum(p.numel() for p in model.encoder.parameters())
+    model.encoder.requires_grad_(False)
+    assert count_parameters(model) == total - frozen
+
+
+def test_registry_lists_every_network():
+    assert set(MODELS) == {DEFAULT_MODEL, *SEED_PARAMETERS}
+
+
+def test_unknown_name_raises_with_the_choices():
+    with pytest.raises(ValueError, match="unknown model 'unet9'.*fgbg_net.*seed004_dilated"):
+        build_model("unet9")
+
+
+@pytest.mark.parametrize(
+    ("name", "size"),
+    [(name, size) for name in MODELS for size in (64, 96) if not (name in LARGE_SEEDS and size == 96)],
+)
+def test_forward_shapes_dtypes_and_depth_range(name, size):
+    torch.manual_seed(0)
+    model = build_model(name)
+    output = model(*image_pair(size))
+    assert set(output) == {"mask", "depth"}
+    for value in output.values():
+        assert value.shape == (2, 1, size, size)
+        assert value.dtype == torch.float32
+        assert torch.isfinite(value).all()
+    assert output["depth"].min() >= 0 and output["depth"].max() <= 1
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_runs_on_cpu_device_in_eval_without_grad(name):
+    model = build_model(name).to(torch.device("cpu")).eval()
+    bg, fg_bg = image_pair(64, batch=1)
+    with torch.no_grad():
+        first = model(bg, fg_bg)
+        second = model(bg, fg_bg)
+    assert not first["mask"].requires_grad
+    assert torch.equal(first["mask"], second["mask"]), "eval mode must be deterministic (BatchNorm running stats)"
+
+
+@pytest.mark.parametrize("head", ["mask", "depth"])
+def test_each_default_head_alone_trains_the_shared_encoder(head):
+    torch.manual_seed(0)
+    model = build_model(DEFAULT_MODEL)
+    model(*image_pair(64))[head].mean().backward()
+    stem_weight = model.encoder.stem[0][0].weight
+    assert stem_weight.grad is not None and stem_weight.grad.abs().sum() > 0
+
+
+def test_default_prediction_depends_on_the_background():
+    torch.manual_seed(0)
+    model = build_model(DEFAULT_MODEL).eval()
+    bg, fg_bg = image_pair(64)
+    other_bg, _ = image_pair(64, seed=1)
+    with torch.no_grad():
+        with_bg, with_other_bg = model(bg, fg_bg), model(other_bg, fg_bg)
+    for key in ("mask", "depth"):
+        assert not torch.allclose(with_bg[key], with_other_bg[key])
+
+
+def test_default_output_is_independent_across_the_batch():
+    """bg and fg_bg share one encoder pass; their halves must not be mixed up between samples."""
+    torch.manual_seed(0)
+    model = build_model(DEFAULT_MODEL).eval()
+    bg, fg_bg = image_pair(64, batch=3)
+    with torch.no_grad():
+        batched = model(bg, fg_bg)["mask"]
+        alone = model(bg[1:2], fg_bg[1:2])["mask"]
+    torch.testing.assert_close(batched[1:2], alone, rtol=1e-4, atol=1e-5)
+
+
+def test_torchsummary_total_matches_count(capsys):
+    model = build_model(DEFAULT_MODEL)
+    summary(model, [(3, 64, 64), (3, 64, 64)], device="cpu")
+    printed = capsys.readouterr().out
+    assert f"Total params: {count_parameters(model):,}" in printed
