@@ -109,3 +109,34 @@ def test_torchsummary_total_matches_count(capsys):
     summary(model, [(3, 64, 64), (3, 64, 64)], device="cpu")
     printed = capsys.readouterr().out
     assert f"Total params: {count_parameters(model):,}" in printed
+
+
+def test_flops_per_sample_counts_a_hand_computed_conv():
+    from fgbg_utils.models.costs import architecture_table, flops_per_sample
+
+    class OneConv(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(6, 2, kernel_size=3, padding=1, bias=False)
+
+        def forward(self, bg, fg_bg):
+            out = self.conv(torch.cat([bg, fg_bg], dim=1))
+            return {"mask": out[:, :1], "depth": out[:, 1:]}
+
+    # 2 FLOPs per multiply-add: 2 * (6 * 3 * 3 inputs) * 2 output channels * 32 * 32 pixels
+    assert flops_per_sample(OneConv(), size=32) == 2 * 6 * 9 * 2 * 32 * 32
+    table = {row["model"]: row for row in architecture_table(64)}
+    assert table["seed004_dilated"]["parameters"] == 1_340_224
+    assert table["fgbg_net"]["gflops"] < table["seed002_unet6"]["gflops"]
+
+
+def test_layer_table_adds_up_to_the_parameter_count():
+    from fgbg_utils.models import MODELS, build_model, count_parameters
+    from fgbg_utils.models.costs import layer_table
+
+    for name in MODELS:
+        model = build_model(name)
+        rows = layer_table(model, size=64)
+        per_layer = {row["layer"]: row["parameters"] for row in rows}  # a layer called twice counts once
+        assert sum(per_layer.values()) == count_parameters(model), name
+        assert rows[-1]["output"][-2:] == (64, 64) or name == "seed003_unet", name
