@@ -119,6 +119,92 @@ def merge_command(args) -> int:
     return 0
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"--sizes takes comma-separated pixels, e.g. 64,96, not {text!r}") from error
+
+
+def _weights(text: str) -> dict[str, float]:
+    try:
+        return {name: float(value) for name, value in (item.split("=") for item in text.split(","))}
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"--loss-weights takes name=value pairs, e.g. depth_ssim=0.5, not {text!r}"
+        ) from error
+
+
+def _add_train(commands) -> None:
+    from .train import OPTIMIZERS, TrainConfig
+
+    defaults = TrainConfig(data="", out="")
+    p = commands.add_parser("train", help="train a model (resumable; DDP under torchrun)")
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--out", required=True, help="run folder (config, metrics, checkpoints)")
+    p.add_argument("--model", default=defaults.model)
+    p.add_argument("--split", choices=["unseen", "random"], default=defaults.split)
+    p.add_argument("--mode", choices=["joint", "mask", "depth"], default=defaults.mode)
+    p.add_argument("--loss-weights", type=_weights, default=None, metavar="NAME=W,...")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer)
+    p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--sizes", type=_sizes, default=defaults.sizes, help="progressive sizes, e.g. 64,96")
+    p.add_argument("--steps", type=int, default=None, help="total optimizer steps")
+    p.add_argument("--minutes", type=float, default=None, help="time budget of this session")
+    p.add_argument("--grad-clip", type=float, default=defaults.grad_clip)
+    p.add_argument("--amp", choices=["auto", "on", "off"], default="auto")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--no-augment", dest="augment", action="store_false")
+    p.add_argument("--workers", type=int, default=defaults.workers)
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--checkpoint-every-steps", type=int, default=None)
+    p.add_argument("--checkpoint-every-minutes", type=float, default=defaults.checkpoint_every_minutes)
+    p.add_argument("--keep-last", type=int, default=defaults.keep_last)
+    p.add_argument("--val-samples", type=int, default=defaults.val_samples)
+    p.add_argument("--train-limit", type=int, default=None)
+    p.add_argument("--deterministic", action="store_true")
+    p.add_argument("--device", default=None)
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints/last.pt")
+
+
+def train_command(args) -> int:
+    from .losses import LossWeights
+    from .train import TrainConfig, train
+
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "amp", "loss_weights")}
+    config = TrainConfig(
+        **options,
+        amp={"auto": None, "on": True, "off": False}[args.amp],
+        loss_weights={**LossWeights().to_dict(), **(args.loss_weights or {})},
+    )
+    summary = train(config)
+    print(json.dumps({k: summary[k] for k in ("steps", "epoch", "minutes", "stopped", "best")}))
+    return 0
+
+
+def _add_evaluate(commands) -> None:
+    p = commands.add_parser("evaluate", help="score a checkpoint on a split beside the two baselines")
+    p.add_argument("--data", required=True, type=Path, help="dataset folder")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--split", default="unseen_test")
+    p.add_argument("--json", dest="json_out", type=Path, default=None, help="write the results here")
+    p.add_argument("--save-predictions", type=Path, default=None, help="folder for predicted mask/depth PNGs")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default=None)
+
+
+def evaluate_command(args) -> int:
+    from .evaluate import evaluate
+
+    options = {k: v for k, v in vars(args).items() if k != "command"}
+    result = evaluate(**options)
+    print(json.dumps({"split": result["split"], "metrics": result["metrics"]}, indent=1))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fgbg_utils", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -134,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("merge", help="join slices built with --shard I/N into one dataset")
     p.add_argument("root", type=Path, help="the dataset folder (may already hold some slices)")
     p.add_argument("sources", type=Path, nargs="*", help="other folders holding slices to copy in")
+    _add_train(commands)
+    _add_evaluate(commands)
     return parser
 
 
@@ -143,6 +231,8 @@ COMMANDS = {
     "verify": verify_command,
     "report": report_command,
     "merge": merge_command,
+    "train": train_command,
+    "evaluate": evaluate_command,
 }
 
 
@@ -153,3 +243,6 @@ def main(argv: list[str] | None = None) -> int:
     except (AssetError, BuildInputError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except FloatingPointError as error:  # NonFiniteLossError from train
+        print(f"error: {error}", file=sys.stderr)
+        return 3

@@ -1,0 +1,130 @@
+"""Loader throughput at 224 px, batch 64, 2 workers: the zip-backed loader, the virtual loader on
+the CPU, and the naive per-file PIL loader of the course notebooks, on the same samples.
+
+(a) FgBgDataset + make_loader (eval transform: to tensor + normalise), 2 workers.
+(b) VirtualFgBgDataset through make_loader (a batch per fetch), 2 workers, CPU.
+(c) the notebooks' loader: the same samples extracted (untimed) to fg_bg/, mask/, depth/ and
+    bg/ folders; a Dataset opening four files per sample with PIL and torchvision's ToTensor,
+    the background found as `index // samples_per_background`; DataLoader with 2 workers.
+
+Prints samples/s, ratios a/c and b/c (targets >= 3 and >= 10), the time to the first batch of
+each (target <= 2 s) and the RSS of (a)'s process tree at the start and end of an epoch (flat).
+One run; the three loaders run one after another on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import psutil
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import ToTensor
+
+from fgbg_utils.build import BuildConfig, make_dataset
+from fgbg_utils.data import FgBgDataset, VirtualFgBgDataset, make_loader, read_index_arrays
+from fgbg_utils.store import MANIFEST_NAME, member_names, read_manifest, shard_name
+from fgbg_utils.transforms import make_transforms
+
+BATCH = 64
+WORKERS = 2
+
+
+class NaiveDataset(Dataset):
+    """Four PIL opens per sample, ToTensor each, as the course notebooks did."""
+
+    def __init__(self, folder: Path, samples: list[int], per_background: int):
+        self.folder, self.samples, self.per_background = folder, samples, per_background
+        self.to_tensor = ToTensor()
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> dict:
+        sample = self.samples[i]
+        stem = f"{sample:07d}"
+        bg = sample // self.per_background
+        return {
+            "bg": self.to_tensor(Image.open(self.folder / "bg" / f"bg_{bg:03d}.png").convert("RGB")),
+            "fg_bg": self.to_tensor(Image.open(self.folder / "fg_bg" / f"{stem}.jpg").convert("RGB")),
+            "mask": self.to_tensor(Image.open(self.folder / "mask" / f"{stem}.png")),
+            "depth": self.to_tensor(Image.open(self.folder / "depth" / f"{stem}.png")),
+        }
+
+
+def extract(root: Path, out: Path, samples: list[int]) -> None:
+    """The samples as one file per image, the notebooks' layout (untimed)."""
+    if (out / "done").exists():
+        return
+    for folder in ("fg_bg", "mask", "depth", "bg"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    index = read_index_arrays(root)
+    for bg in np.unique(index["bg"][samples]):
+        (out / "bg" / f"bg_{bg:03d}.png").write_bytes((root / "bg" / f"bg_{bg:03d}.png").read_bytes())
+        with zipfile.ZipFile(root / shard_name(int(bg))) as archive:
+            for sample in np.asarray(samples)[index["bg"][samples] == bg]:
+                for name in member_names(int(sample)):
+                    (out / name).write_bytes(archive.read(name))
+    (out / "done").touch()
+
+
+def tree_rss() -> float:
+    """MB resident in this process and its children (the workers)."""
+    me = psutil.Process()
+    return sum(p.memory_info().rss for p in [me, *me.children(recursive=True)]) / 1e6
+
+
+def run(loader, n: int, watch_memory: bool = False) -> dict:
+    started = time.perf_counter()
+    first = None
+    seen = 0
+    rss = []
+    for batch in loader:
+        if first is None:
+            first = time.perf_counter() - started
+        seen += len(batch["fg_bg"])
+        if watch_memory and (len(rss) == 0 or seen == n):  # at the first and at the last batch
+            rss.append(tree_rss())
+    seconds = time.perf_counter() - started
+    assert seen == n, (seen, n)
+    return {"rate": n / seconds, "first": first, "seconds": seconds, "rss": rss}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", type=Path, default=Path("runs/bench/loader"))
+    parser.add_argument("--samples", type=int, default=4000, help="samples per loader (the first N of the dataset)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # the workers do the work; the main process only waits
+    if not (args.root / MANIFEST_NAME).exists():
+        print(f"building {args.root} (4 bg x 100 fg x 2 x 5 = 4,000 samples at 224 px) ...")
+        make_dataset(args.root, BuildConfig(n_bg=4, n_fg=100, placements=5), workers=WORKERS, progress=False)
+    manifest = read_manifest(args.root)
+    size = manifest["generation"]["parameters"]["size"]
+    samples = list(range(min(args.samples, manifest["counts"]["samples"])))
+    n = len(samples)
+    naive_folder = args.root.parent / f"{args.root.name}_files"
+    extract(args.root, naive_folder, samples)
+    print(f"{args.root}: {n} samples at {size} px, batch {BATCH}, {WORKERS} workers, {psutil.cpu_count()} cores")
+
+    stored = FgBgDataset(args.root, split=samples, transform=make_transforms(size, train=False, stats=manifest))
+    a = run(make_loader(stored, BATCH, workers=WORKERS, device="cpu", persistent_workers=False), n, True)
+    virtual = VirtualFgBgDataset(args.root, split=samples)
+    b = run(make_loader(virtual, BATCH, workers=WORKERS, device="cpu", persistent_workers=False), n)
+    naive = NaiveDataset(naive_folder, samples, manifest["counts"]["samples_per_background"])
+    c = run(DataLoader(naive, batch_size=BATCH, num_workers=WORKERS), n)
+
+    rows = [("(a) zip shards, FgBgDataset", a), ("(b) virtual, composed on CPU", b), ("(c) naive per-file PIL", c)]
+    for name, result in rows:
+        print(f"{name:32s} {result['rate']:8.0f} samples/s   first batch {result['first']:5.2f} s")
+    print(f"a/c = {a['rate'] / c['rate']:.1f}x (target >= 3x)   b/c = {b['rate'] / c['rate']:.1f}x (target >= 10x)")
+    print(f"RSS of (a) incl. workers: {a['rss'][0]:.0f} MB after the first batch, {a['rss'][1]:.0f} MB at the end")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,641 @@
+"""Loading the dataset for training: the index as NumPy columns, splits, a zip-backed Dataset,
+an on-the-fly (virtual) Dataset that composes batches on the device, and a tuned DataLoader.
+
+Sample format (both datasets): a dict with ``bg`` and ``fg_bg`` (3xHxW float32), ``mask``
+(1xHxW float32 in {0, 1}), ``depth`` (1xHxW float32 in [0, 1], 1 = near) and the int ids
+``sample``, ``bg_id``, ``fg_id``, ``flip``. Without a transform the images are the files' values
+/ 255; with one (``fgbg_utils.transforms.make_transforms``) the transform gets the uint8 arrays
+``bg``, ``fg_bg`` (HxWx3), ``mask`` (HxW, 0/1) and ``depth`` (HxW) and returns the tensors.
+
+``FgBgDataset`` reads the stored members straight from the zip shards: one ZipFile handle per
+shard per process, opened lazily and reopened after a fork (the handles never travel in a
+pickle), and a small per-process cache of decoded backgrounds.
+
+``VirtualFgBgDataset`` needs no shards: it recomposes fg_bg, mask and depth from index.csv,
+``bg/`` and ``fg/`` in batches on the device, equal to the stored samples (mask and depth
+exactly, fg_bg up to the JPEG error the stored files carry).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import zipfile
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from .compose import MASK_THRESHOLD, prepare_foreground
+from .depth import GroundCamera, encode_depth
+from .store import (
+    INDEX_COLUMNS,
+    INDEX_NAME,
+    decode_image,
+    member_names,
+    read_manifest,
+    read_png,
+    shard_name,
+    write_json_atomic,
+)
+
+SPLITS_NAME = "splits.json"
+SPLIT_NAMES = ("all", "train", "test", "unseen_train", "unseen_test")
+NUMERIC_COLUMNS = ("sample", "bg", "fg", "flip", "x", "y", "w", "h")
+FIXUP_BAND = 1e-4
+"""Alpha values this close to MASK_THRESHOLD are recomputed with OpenCV (see VirtualFgBgDataset)."""
+
+
+# --- index --------------------------------------------------------------------------------
+
+
+def _shard_number(text: str) -> int:
+    if not (text.startswith("shard_") and text.endswith(".zip")):
+        raise ValueError(f"not a shard name: {text!r}")
+    return int(text[6:-4])
+
+
+def read_index_arrays(root: Path) -> dict[str, np.ndarray]:
+    """index.csv as compact int32 NumPy columns: sample, bg, fg, flip, x, y, w, h and shard (the
+    shard's number, which is its background's id). Member names are not kept: they follow from
+    the sample id (`fgbg_utils.store.member_names`). 400,000 rows take 14 MB, not a list of dicts.
+    """
+    path = Path(root) / INDEX_NAME
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: missing; build the dataset first (python -m fgbg_utils make-dataset)")
+    with open(path) as handle:
+        header = handle.readline().strip().split(",")
+    if tuple(header) != INDEX_COLUMNS:
+        raise ValueError(f"{path}: columns {header} are not {list(INDEX_COLUMNS)}")
+    table = np.loadtxt(
+        path,
+        delimiter=",",
+        skiprows=1,
+        usecols=range(9),
+        converters={8: _shard_number},
+        dtype=np.int32,
+        ndmin=2,
+    )
+    columns = {name: np.ascontiguousarray(table[:, i]) for i, name in enumerate((*NUMERIC_COLUMNS, "shard"))}
+    if not np.array_equal(columns["shard"], columns["bg"]):
+        row = int(np.flatnonzero(columns["shard"] != columns["bg"])[0])
+        raise ValueError(
+            f"{path}: row {row + 1} names shard {columns['shard'][row]} for background {columns['bg'][row]}"
+        )
+    return columns
+
+
+def _positions(index: dict[str, np.ndarray], samples: np.ndarray, root: Path) -> np.ndarray:
+    """Row positions of sample ids in the index (rows are normally in sample order)."""
+    ids = index["sample"]
+    if len(ids) and ids[0] == 0 and np.array_equal(ids, np.arange(len(ids), dtype=ids.dtype)):
+        positions = np.asarray(samples, dtype=np.int64)
+        bad = (positions < 0) | (positions >= len(ids))
+    else:
+        order = np.argsort(ids, kind="stable")
+        found = np.searchsorted(ids, samples, sorter=order)
+        found = np.minimum(found, len(ids) - 1)
+        positions = order[found].astype(np.int64)
+        bad = ids[positions] != samples
+    if bad.any():
+        raise ValueError(f"{root}: sample ids not in index.csv: {np.asarray(samples)[bad][:10].tolist()}")
+    return positions
+
+
+# --- splits -------------------------------------------------------------------------------
+
+
+def _held_out(rng: np.random.Generator, count: int, fraction: float) -> np.ndarray:
+    """A seeded choice of round(fraction * count) ids, at least one and leaving at least one."""
+    n = min(max(1, int(round(fraction * count))), count - 1)
+    return np.sort(rng.choice(count, size=n, replace=False))
+
+
+def make_splits(root: Path, seed: int = 0, test_fraction: float = 0.3) -> dict:
+    """Write root/splits.json (atomically) and return it.
+
+    - ``random``: the course's split, a seeded random permutation of the sample ids cut
+      (1 - test_fraction) : test_fraction (70:30 by default).
+    - ``unseen``: a seeded `test_fraction` of the backgrounds and of the foregrounds are held
+      out; test samples use a held-out background AND a held-out foreground, train samples
+      neither; samples that mix the two are left out (counted in ``counts.left_out``).
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+    root = Path(root)
+    manifest = read_manifest(root)
+    index = read_index_arrays(root)
+    samples = index["sample"].astype(np.int64)
+    n = len(samples)
+    n_test = int(round(n * test_fraction))
+    permutation = np.random.default_rng([seed, 0]).permutation(n)
+    random_test = np.sort(samples[permutation[:n_test]])
+    random_train = np.sort(samples[permutation[n_test:]])
+
+    rng = np.random.default_rng([seed, 1])
+    n_bg, n_fg = len(manifest["backgrounds"]), len(manifest["foregrounds"])
+    if n_bg < 2 or n_fg < 2:
+        raise ValueError(f"{root}: an unseen split needs at least 2 backgrounds and 2 foregrounds")
+    held_bg, held_fg = _held_out(rng, n_bg, test_fraction), _held_out(rng, n_fg, test_fraction)
+    test_bg, test_fg = np.isin(index["bg"], held_bg), np.isin(index["fg"], held_fg)
+    unseen_test = samples[test_bg & test_fg]
+    unseen_train = samples[~test_bg & ~test_fg]
+    splits = {
+        "seed": seed,
+        "test_fraction": test_fraction,
+        "samples": n,
+        "dataset": manifest["generation"]["parameters"],
+        "random": {"train": random_train.tolist(), "test": random_test.tolist()},
+        "unseen": {
+            "held_out_bg": held_bg.tolist(),
+            "held_out_fg": held_fg.tolist(),
+            "counts": {
+                "train": len(unseen_train),
+                "test": len(unseen_test),
+                "left_out": n - len(unseen_train) - len(unseen_test),
+            },
+            "train": unseen_train.tolist(),
+            "test": unseen_test.tolist(),
+        },
+    }
+    write_json_atomic(root / SPLITS_NAME, splits)
+    return splits
+
+
+def load_splits(root: Path, seed: int | None = None, test_fraction: float | None = None) -> dict:
+    """root/splits.json; made (seed 0, 30 % test unless given) when missing, stale (another
+    build) or made with another seed or fraction than asked for."""
+    import json
+
+    root = Path(root)
+    path = root / SPLITS_NAME
+    if path.exists():
+        splits = json.loads(path.read_text())
+        fresh = splits.get("dataset") == read_manifest(root)["generation"]["parameters"]
+        if (
+            fresh
+            and (seed is None or splits["seed"] == seed)
+            and (test_fraction is None or splits["test_fraction"] == test_fraction)
+        ):
+            return splits
+    return make_splits(
+        root, seed=0 if seed is None else seed, test_fraction=0.3 if test_fraction is None else test_fraction
+    )
+
+
+def resolve_split(root: Path, split: str | Sequence[int], index: dict[str, np.ndarray]) -> tuple[str, np.ndarray]:
+    """(split name, sample ids) for a split name or an explicit list of sample ids."""
+    if isinstance(split, str):
+        if split == "all":
+            return split, index["sample"].astype(np.int64)
+        if split not in SPLIT_NAMES:
+            raise ValueError(f"unknown split {split!r}: choose one of {', '.join(SPLIT_NAMES)} or pass sample ids")
+        splits = load_splits(root)
+        family, part = ("unseen", split[len("unseen_") :]) if split.startswith("unseen_") else ("random", split)
+        return split, np.asarray(splits[family][part], dtype=np.int64)
+    return "custom", np.asarray(list(split), dtype=np.int64)
+
+
+# --- shared sample helpers ----------------------------------------------------------------
+
+
+def to_tensors(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """The default conversion: uint8 bg/fg_bg (HxWx3), mask (HxW, 0/1), depth (HxW) to float32
+    CxHxW tensors, images and depth / 255, mask as 0/1."""
+    return {
+        "bg": torch.from_numpy(np.ascontiguousarray(arrays["bg"].transpose(2, 0, 1))).float().div_(255.0),
+        "fg_bg": torch.from_numpy(np.ascontiguousarray(arrays["fg_bg"].transpose(2, 0, 1))).float().div_(255.0),
+        "mask": torch.from_numpy(arrays["mask"])[None].float(),
+        "depth": torch.from_numpy(arrays["depth"])[None].float().div_(255.0),
+    }
+
+
+def _ids(index: dict[str, np.ndarray], position: int) -> dict[str, int]:
+    return {
+        "sample": int(index["sample"][position]),
+        "bg_id": int(index["bg"][position]),
+        "fg_id": int(index["fg"][position]),
+        "flip": int(index["flip"][position]),
+    }
+
+
+def verify_shards(root: Path, progress: bool = False) -> list[str]:
+    """Problems with the dataset's files (missing, sha256 differing from the manifest, wrong
+    member or row counts), one sentence each; empty when all is well
+    (`fgbg_utils.checks.verify_dataset`)."""
+    from .checks import verify_dataset
+
+    return verify_dataset(Path(root), progress=progress)
+
+
+# --- the zip-backed dataset ---------------------------------------------------------------
+
+
+class FgBgDataset(Dataset):
+    """The stored samples of a split, read from the zip shards.
+
+    `on_error="raise"` stops at a missing shard, a missing member or an image that does not
+    decode, naming the shard and member; `on_error="skip"` replaces such a sample by the next
+    good one and counts it in `skipped` (per process: each DataLoader worker counts its own) and
+    `errors` (the messages). `verify=True` checks every file's sha256 against the manifest first.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        split: str | Sequence[int] = "all",
+        transform=None,
+        on_error: str = "raise",
+        verify: bool = False,
+        bg_cache: int = 8,
+    ):
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        self.root = Path(root)
+        manifest = read_manifest(self.root)
+        if verify:
+            problems = verify_shards(self.root)
+            if problems:
+                raise ValueError(f"{self.root}: dataset does not match its manifest:\n  " + "\n  ".join(problems))
+        self.size = int(manifest["generation"]["parameters"]["size"])
+        self.bg_files = [info["file"] for info in manifest["backgrounds"]]
+        self.index = read_index_arrays(self.root)
+        self.split_name, self.samples = resolve_split(self.root, split, self.index)
+        self.positions = _positions(self.index, self.samples, self.root)
+        self.transform = transform
+        self.on_error = on_error
+        self.bg_cache = bg_cache
+        self.skipped = 0
+        self.errors: list[str] = []
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._zips: dict[int, zipfile.ZipFile] = {}
+        self._bgs: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_zips"], state["_bgs"], state["_pid"] = {}, OrderedDict(), None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._reset()
+
+    def close(self) -> None:
+        """Close this process's shard handles (they reopen on the next read)."""
+        if self._pid == os.getpid():
+            for handle in self._zips.values():
+                handle.close()
+        self._reset()
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def _zip(self, bg: int) -> zipfile.ZipFile:
+        if self._pid != os.getpid():  # a forked worker: the parent's handles share its file offsets
+            self._reset()
+        handle = self._zips.get(bg)
+        if handle is None:
+            path = self.root / shard_name(bg)
+            if not path.exists():
+                raise FileNotFoundError(f"{path}: missing shard (background {bg})")
+            try:
+                handle = zipfile.ZipFile(path)
+            except zipfile.BadZipFile as error:
+                raise ValueError(f"{path}: not a readable zip shard ({error})") from error
+            self._zips[bg] = handle
+        return handle
+
+    def background(self, bg: int) -> np.ndarray:
+        """Background `bg` as uint8 RGB, decoded once per process (a small LRU cache)."""
+        if self._pid != os.getpid():
+            self._reset()
+        image = self._bgs.get(bg)
+        if image is None:
+            image = read_png(self.root / self.bg_files[bg])
+            self._bgs[bg] = image
+            while len(self._bgs) > self.bg_cache:
+                self._bgs.popitem(last=False)
+        else:
+            self._bgs.move_to_end(bg)
+        return image
+
+    def _member(self, archive: zipfile.ZipFile, bg: int, name: str, channels: int) -> np.ndarray:
+        where = f"{self.root / shard_name(bg)}:{name}"
+        try:
+            data = archive.read(name)
+        except KeyError as error:
+            raise ValueError(f"{where}: missing member") from error
+        except (zipfile.BadZipFile, OSError, EOFError) as error:  # bad CRC, truncated shard
+            raise ValueError(f"{where}: unreadable ({error})") from error
+        if name.endswith(".jpg") and not (data[:2] == b"\xff\xd8" and data.rstrip(b"\x00")[-2:] == b"\xff\xd9"):
+            raise ValueError(f"{where}: corrupt or truncated JPEG (no start or end marker)")
+        image = decode_image(data, where, channels)
+        if image.shape[:2] != (self.size, self.size):
+            raise ValueError(f"{where}: decodes to {image.shape[:2]}, expected {self.size}x{self.size}")
+        return image
+
+    def load_arrays(self, i: int) -> dict[str, np.ndarray]:
+        """Sample i's uint8 arrays: bg, fg_bg (HxWx3), mask (HxW, 0/1), depth (HxW)."""
+        position = self.positions[i]
+        sample, bg = int(self.index["sample"][position]), int(self.index["bg"][position])
+        archive = self._zip(bg)
+        fg_bg_name, mask_name, depth_name = member_names(sample)
+        mask = self._member(archive, bg, mask_name, 1)
+        if np.count_nonzero(mask - (mask > 127).view(np.uint8) * np.uint8(255)):  # values other than 0, 255
+            raise ValueError(f"{self.root / shard_name(bg)}:{mask_name}: mask values other than 0 and 255")
+        return {
+            "bg": self.background(bg),
+            "fg_bg": self._member(archive, bg, fg_bg_name, 3),
+            "mask": (mask > 0).view(np.uint8),
+            "depth": self._member(archive, bg, depth_name, 1),
+        }
+
+    def _get(self, i: int) -> dict:
+        arrays = self.load_arrays(i)
+        out = self.transform(**arrays) if self.transform is not None else to_tensors(arrays)
+        out.update(_ids(self.index, self.positions[i]))
+        return out
+
+    def __getitem__(self, i: int) -> dict:
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        i %= len(self)
+        if self.on_error == "raise":
+            return self._get(i)
+        for attempt in range(len(self)):
+            try:
+                return self._get((i + attempt) % len(self))
+            except (ValueError, FileNotFoundError) as error:
+                self.skipped += 1
+                self.errors.append(str(error))
+        raise ValueError(f"{self.root}: no readable sample in split {self.split_name!r} ({self.errors[-1]})")
+
+
+# --- the virtual dataset ------------------------------------------------------------------
+
+
+class VirtualFgBgDataset(Dataset):
+    """Samples composed on the fly from index.csv, bg/ and fg/, a batch at a time on `device`.
+
+    Backgrounds, background depths and the foreground pyramid levels the split uses
+    (`fgbg_utils.compose.prepare_foreground`, plain and mirrored) are held on the device once.
+    A batch then costs, per sample, one bilinear `F.interpolate` of the pyramid level that
+    `resize_premultiplied` would pick (its 4 channels: premultiplied colour and alpha) pasted
+    into full-frame colour and alpha canvases; then one batched blend
+    ``floor(bg * (1 - a) + c + 0.5)``, mask ``a >= 0.5`` and depth = the background's depth
+    with the mask's pixels at the foot row's encoded depth.
+
+    Exactness. torch's bilinear resize uses the same sampling positions as cv2.INTER_LINEAR
+    but computes its weights in float32 differently, so about a sixth of the resized values
+    differ from OpenCV's in the last bits (a few 1e-6 relative; up to 1.4e-5 in alpha measured
+    at 224 px, an order of magnitude inside FIXUP_BAND). Alpha is often exactly 0.5 (antialiased
+    edges, averaged by the pyramid), so without the fix-up some masks would lose or gain pixels.
+    Alpha values within FIXUP_BAND of the threshold are therefore recomputed with cv2.resize on
+    the same level (one small 1-channel resize, rare), which makes the mask, and with it the
+    depth, bit-identical to the builder's. fg_bg may differ from `compose` by one level in a
+    few pixels where the last bits decide the rounding; the stored JPEGs differ far more.
+
+    `size` (None = the build's size) resizes the composed batch: bilinear for images, nearest
+    for mask and depth. `transform` (e.g. `make_transforms`) is applied per sample on the CPU
+    to the uint8 arrays, like `FgBgDataset`'s. `batch(positions)` gives a batched dict;
+    `__getitem__` and `__getitems__` make it usable with a DataLoader too (`make_loader`).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        split: str | Sequence[int] = "all",
+        size: int | None = None,
+        device: str | torch.device = "cpu",
+        transform=None,
+    ):
+        self.root = Path(root)
+        self.device = torch.device(device)
+        manifest = read_manifest(self.root)
+        self.build_size = int(manifest["generation"]["parameters"]["size"])
+        self.size = size or self.build_size
+        self.transform = transform
+        self.index = read_index_arrays(self.root)
+        self.split_name, self.samples = resolve_split(self.root, split, self.index)
+        self.positions = _positions(self.index, self.samples, self.root)
+        self.fixed_up = 0
+        """Alpha patches recomputed with OpenCV because a value lay within FIXUP_BAND of 0.5."""
+
+        backgrounds = manifest["backgrounds"]
+        self.bg_rgb = torch.from_numpy(np.stack([read_png(self.root / b["file"]) for b in backgrounds]))
+        self.bg_rgb = self.bg_rgb.permute(0, 3, 1, 2).contiguous().to(self.device)
+        self.bg_depth = torch.from_numpy(np.stack([read_png(self.root / b["depth_file"]) for b in backgrounds]))
+        self.bg_depth = self.bg_depth[:, None].contiguous().to(self.device)
+
+        ix = {k: self.index[k][self.positions] for k in NUMERIC_COLUMNS}
+        foot = np.zeros(len(self.positions), dtype=np.uint8)
+        for bg, info in enumerate(backgrounds):
+            rows = ix["bg"] == bg
+            if rows.any():
+                camera = GroundCamera(**info["camera"])
+                foot[rows] = encode_depth(camera.row_depth(ix["y"][rows] + ix["h"][rows] - 1, self.build_size))
+        self.foot_value = foot
+
+        # the pyramid level resize_premultiplied picks for each row, and only the levels used
+        self.level = np.zeros(len(self.positions), dtype=np.int8)
+        self._levels: dict[tuple[int, int, int], np.ndarray] = {}
+        self.levels: dict[tuple[int, int, int], torch.Tensor] = {}
+        for fg in np.unique(ix["fg"]):
+            rgba = read_png(self.root / manifest["foregrounds"][fg]["file"])
+            for flip in (0, 1):
+                rows = np.flatnonzero((ix["fg"] == fg) & (ix["flip"] == flip))
+                if not len(rows):
+                    continue
+                pyramid = prepare_foreground(rgba, flip=bool(flip))
+                heights = np.array([level.shape[0] for level in pyramid])
+                widths = np.array([level.shape[1] for level in pyramid])
+                fits = (heights[None, 1:] >= ix["h"][rows, None]) & (widths[None, 1:] >= ix["w"][rows, None])
+                chosen = np.zeros(len(rows), dtype=np.int64)
+                if fits.shape[1]:  # the last level that fits (levels shrink), else level 0
+                    chosen = np.where(fits.any(1), fits.shape[1] - np.argmax(fits[:, ::-1], axis=1), 0)
+                self.level[rows] = chosen
+                for k in np.unique(chosen):
+                    key = (int(fg), flip, int(k))
+                    self._levels[key] = pyramid[k]
+                    self.levels[key] = torch.from_numpy(pyramid[k]).permute(2, 0, 1).contiguous().to(self.device)
+        self._ix = ix
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getstate__(self) -> dict:  # tensors pickle by value; nothing process-bound to drop
+        return self.__dict__.copy()
+
+    def compose_batch(self, positions: Sequence[int]) -> dict[str, torch.Tensor]:
+        """uint8 tensors on the device for split positions: bg, fg_bg (Bx3xSxS), mask (Bx1xSxS,
+        0/1) and depth (Bx1xSxS), at the build's size."""
+        rows = np.asarray(positions, dtype=np.int64)
+        ix = {k: v[rows] for k, v in self._ix.items()}
+        bg_ids = torch.from_numpy(ix["bg"].astype(np.int64)).to(self.device)
+        n, s = len(rows), self.build_size
+        colour = torch.zeros((n, 3, s, s), dtype=torch.float32, device=self.device)
+        alpha = torch.zeros((n, 1, s, s), dtype=torch.float32, device=self.device)
+        for b, row in enumerate(rows):
+            x, y, w, h = (int(ix[k][b]) for k in ("x", "y", "w", "h"))
+            key = (int(ix["fg"][b]), int(ix["flip"][b]), int(self.level[row]))
+            patch = F.interpolate(
+                self.levels[key][None], size=(h, w), mode="bilinear", align_corners=False, antialias=False
+            )[0]
+            colour[b, :, y : y + h, x : x + w] = patch[:3]
+            alpha[b, :, y : y + h, x : x + w] = patch[3:]
+        near = ((alpha - MASK_THRESHOLD).abs() < FIXUP_BAND).flatten(1).any(1)
+        for b in torch.nonzero(near).flatten().tolist():
+            x, y, w, h = (int(ix[k][b]) for k in ("x", "y", "w", "h"))
+            level = self._levels[(int(ix["fg"][b]), int(ix["flip"][b]), int(self.level[rows[b]]))]
+            exact = cv2.resize(np.ascontiguousarray(level[..., 3]), (w, h), interpolation=cv2.INTER_LINEAR)
+            alpha[b, 0, y : y + h, x : x + w] = torch.from_numpy(exact).to(self.device)
+            self.fixed_up += 1
+        bg = self.bg_rgb[bg_ids]
+        blend = bg.float() * (1.0 - alpha)
+        blend += colour
+        blend += 0.5
+        fg_bg = blend.to(torch.uint8)  # truncation of values in 0.5..255.5 = floor
+        mask = alpha >= MASK_THRESHOLD
+        foot = torch.from_numpy(self.foot_value[rows]).to(self.device).view(n, 1, 1, 1)
+        depth = torch.where(mask, foot, self.bg_depth[bg_ids])
+        return {"bg": bg, "fg_bg": fg_bg, "mask": mask.to(torch.uint8), "depth": depth}
+
+    def batch(self, positions: Sequence[int]) -> dict[str, torch.Tensor]:
+        """The samples at split positions `positions` as one batch on the device, in the
+        format of `FgBgDataset` collated."""
+        rows = np.asarray(positions, dtype=np.int64)
+        composed = self.compose_batch(rows)
+        if self.transform is not None:
+            arrays = {k: v.cpu().numpy() for k, v in composed.items()}
+            samples = [
+                self.transform(
+                    bg=arrays["bg"][b].transpose(1, 2, 0),
+                    fg_bg=arrays["fg_bg"][b].transpose(1, 2, 0),
+                    mask=arrays["mask"][b, 0],
+                    depth=arrays["depth"][b, 0],
+                )
+                for b in range(len(rows))
+            ]
+            out = {k: torch.stack([sample[k] for sample in samples]).to(self.device) for k in samples[0]}
+        else:
+            out = {
+                "bg": composed["bg"].float().div_(255.0),
+                "fg_bg": composed["fg_bg"].float().div_(255.0),
+                "mask": composed["mask"].float(),
+                "depth": composed["depth"].float().div_(255.0),
+            }
+            if self.size != self.build_size:
+                size = (self.size, self.size)
+                for key in ("bg", "fg_bg"):
+                    out[key] = F.interpolate(out[key], size=size, mode="bilinear", align_corners=False, antialias=True)
+                for key in ("mask", "depth"):
+                    out[key] = F.interpolate(out[key], size=size, mode="nearest-exact")
+        positions_in_index = self.positions[rows]
+        out["sample"] = torch.from_numpy(self.index["sample"][positions_in_index].astype(np.int64))
+        out["bg_id"] = torch.from_numpy(self.index["bg"][positions_in_index].astype(np.int64))
+        out["fg_id"] = torch.from_numpy(self.index["fg"][positions_in_index].astype(np.int64))
+        out["flip"] = torch.from_numpy(self.index["flip"][positions_in_index].astype(np.int64))
+        return out
+
+    def __getitems__(self, positions: list[int]) -> dict[str, torch.Tensor]:
+        return self.batch(positions)
+
+    def __getitem__(self, i: int) -> dict:
+        out = self.batch([i])
+        return {k: (v[0] if v.dim() > 1 else int(v[0])) for k, v in out.items()}
+
+
+class VirtualLoader:
+    """Batches of a VirtualFgBgDataset composed in this process (on its device), in order or
+    shuffled with a seeded generator (a new order each epoch, the same for the same seed)."""
+
+    def __init__(self, dataset: VirtualFgBgDataset, batch_size: int = 64, shuffle: bool = False, seed: int = 0):
+        self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle
+        self.generator = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.dataset) // self.batch_size)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        n = len(self.dataset)
+        order = self.generator.permutation(n) if self.shuffle else np.arange(n)
+        for start in range(0, n, self.batch_size):
+            yield self.dataset.batch(order[start : start + self.batch_size])
+
+
+# --- DataLoader ---------------------------------------------------------------------------
+
+
+def seed_worker(worker_id: int) -> None:
+    """worker_init_fn: seed numpy and random from torch's per-worker seed.
+
+    It does not call cv2.setNumThreads: in a forked worker whose parent has run OpenCV's
+    thread pool, that call blocks forever (it waits for the parent's pool threads, which the
+    fork did not copy); OpenCV's own after-fork handling makes plain cv2 calls safe.
+    """
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def _passthrough(batch):
+    return batch
+
+
+def make_loader(
+    dataset: Dataset,
+    batch_size: int = 64,
+    shuffle: bool = False,
+    workers: int | None = None,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    multiprocessing_context=None,
+    pin_memory: bool | None = None,
+    persistent_workers: bool | None = None,
+    prefetch_factor: int | None = None,
+    drop_last: bool = False,
+    **options,
+) -> DataLoader:
+    """A DataLoader with settings for this machine, each overridable.
+
+    workers = min(cpu_count, 8); pin_memory when the device is CUDA; persistent workers and a
+    prefetch factor of 4 batches per worker when workers > 0; a torch generator seeded with
+    `seed` (the same shuffles for the same seed) and `seed_worker` seeding numpy and random in
+    each worker. A VirtualFgBgDataset is fetched a batch at a time (its `__getitems__`); keep
+    workers=0 when it lives on a GPU. `multiprocessing_context` ("fork", "spawn",
+    "forkserver") is passed through; None is the platform default.
+    """
+    from .runtime import default_device
+
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 8)
+    device = torch.device(device or default_device())
+    if pin_memory is None:
+        pin_memory = device.type == "cuda" and not isinstance(dataset, VirtualFgBgDataset)
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    kwargs = dict(
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        drop_last=drop_last,
+        generator=generator,
+        worker_init_fn=seed_worker,
+    )
+    if isinstance(dataset, VirtualFgBgDataset):
+        kwargs["collate_fn"] = _passthrough
+    if workers > 0:
+        kwargs["persistent_workers"] = True if persistent_workers is None else persistent_workers
+        kwargs["prefetch_factor"] = 4 if prefetch_factor is None else prefetch_factor
+        kwargs["multiprocessing_context"] = multiprocessing_context
+    kwargs.update(options)
+    return DataLoader(dataset, **kwargs)

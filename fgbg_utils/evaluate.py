@@ -1,0 +1,151 @@
+"""Scoring a trained checkpoint on a split, beside the two baselines it has to beat.
+
+* the difference mask: ``max_c |fg_bg - bg| > t``, with ``t`` chosen on the TRAINING split of
+  the same family (``unseen_test`` -> ``unseen_train``, ``test`` -> ``train``): choosing it on
+  the split being scored would leak the test labels into the baseline;
+* the background depth: the bg's own depth map (``bg/bg_XXX_depth.png`` / 255) as the
+  prediction, right everywhere but under the object.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Subset
+from tqdm.auto import tqdm
+
+from .data import FgBgDataset, make_loader
+from .metrics import MetricAccumulator, background_depth, choose_difference_threshold, difference_mask
+from .models import build_model
+from .runtime import default_device
+from .store import member_names, read_manifest, read_png, write_json_atomic, write_png
+from .train import load_checkpoint, task_outputs
+from .transforms import make_transforms
+
+THRESHOLD_CANDIDATES = tuple(np.round(np.arange(0.02, 0.52, 0.02), 2).tolist())
+SCORED = {"model": "probs", "difference_mask": "binary", "background_depth": "probs"}
+"""How each scored prediction's mask is given (the depth baseline has none)."""
+TRAINING_SPLIT = {"unseen_test": "unseen_train", "unseen_train": "unseen_train", "test": "train", "train": "train"}
+
+
+def threshold_split(split: str) -> str:
+    """The training split of `split`'s family, where the difference threshold is chosen."""
+    return TRAINING_SPLIT.get(split, "train")
+
+
+def evaluation_size(config: dict, manifest: dict) -> int:
+    """The checkpoint's final training size, else the dataset's."""
+    sizes = config.get("sizes") or []
+    return int(sizes[-1]) if sizes else int(manifest["generation"]["parameters"]["size"])
+
+
+def load_model(checkpoint: dict, device: torch.device) -> torch.nn.Module:
+    model = build_model(checkpoint["config"]["model"])
+    model.load_state_dict(checkpoint["model"])
+    return model.to(device).eval()
+
+
+def raw_images(batch: dict, transform) -> dict:
+    """bg and fg_bg back on the 0..1 scale (the difference baseline needs unnormalised pixels)."""
+    return {kind: transform.denormalise(batch[kind], kind).clamp(0.0, 1.0) for kind in ("bg", "fg_bg")}
+
+
+class BackgroundDepths:
+    """Each background's stored depth map at `size` (nearest, like the depth targets), on the device."""
+
+    def __init__(self, root: Path, manifest: dict, size: int, device: torch.device):
+        self.root, self.files, self.size, self.device = root, manifest["backgrounds"], size, device
+        self.cache: dict[int, torch.Tensor] = {}
+
+    def __call__(self, bg_ids: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.one(int(i)) for i in bg_ids])
+
+    def one(self, bg: int) -> torch.Tensor:
+        if bg not in self.cache:
+            depth = torch.from_numpy(read_png(self.root / self.files[bg]["depth_file"])).float().div(255.0)
+            depth = F.interpolate(depth[None, None], size=(self.size, self.size), mode="nearest-exact")[0]
+            self.cache[bg] = background_depth(depth).to(self.device)
+        return self.cache[bg]
+
+
+def choose_threshold(root: Path, split: str, transform, batch_size: int, limit: int | None) -> dict:
+    """The difference threshold with the best dataset-level IoU on `split` (a training split)."""
+    dataset = FgBgDataset(root, split, transform=transform)
+    if limit and limit < len(dataset):
+        dataset = Subset(dataset, np.linspace(0, len(dataset) - 1, limit).astype(int).tolist())
+    loader = make_loader(dataset, batch_size=batch_size, workers=0, device="cpu")
+    pairs = ({**raw_images(batch, transform), "mask": batch["mask"]} for batch in loader)
+    choice = choose_difference_threshold(pairs, THRESHOLD_CANDIDATES, split=split)
+    return {"threshold": choice.threshold, "threshold_split": split, "threshold_train_iou": choice.iou}
+
+
+def save_prediction(folder: Path, sample: int, outputs: dict, row: int) -> None:
+    """Predicted mask (0/255) and depth (0..255) as PNGs named like the dataset's members."""
+    _, mask_name, depth_name = member_names(sample)
+    mask = (torch.sigmoid(outputs["mask"][row, 0].float()) > 0.5).to(torch.uint8) * 255
+    depth = (outputs["depth"][row, 0].float().clamp(0, 1) * 255).round().to(torch.uint8)
+    write_png(folder / mask_name, mask.cpu().numpy())
+    write_png(folder / depth_name, depth.cpu().numpy())
+
+
+def evaluate(
+    data: str | Path,
+    checkpoint: str | Path,
+    split: str = "unseen_test",
+    json_out: str | Path | None = None,
+    save_predictions: str | Path | None = None,
+    batch_size: int = 32,
+    device: str | None = None,
+    threshold_samples: int | None = 2048,
+    progress: bool = True,
+) -> dict:
+    """Metrics of a checkpoint on `split` and of both baselines on the same samples.
+
+    The threshold is chosen on at most `threshold_samples` evenly spaced samples of the
+    training split (`threshold_split`). Returns (and writes to `json_out`) a dict naming the
+    split, the checkpoint, the size, the model's metrics and the baselines'.
+    """
+    root, device = Path(data), torch.device(device or default_device())
+    state = load_checkpoint(checkpoint, map_location=device)
+    manifest = read_manifest(root)
+    size = evaluation_size(state["config"], manifest)
+    transform = make_transforms(size, train=False, stats=manifest["statistics"])
+    threshold = choose_threshold(root, threshold_split(split), transform, batch_size, threshold_samples)
+    model = load_model(state, device)
+    dataset = FgBgDataset(root, split, transform=transform)
+    mode = state["config"].get("mode", "joint")
+    scores = {name: MetricAccumulator(dataset.split_name, mask_from=kind) for name, kind in SCORED.items()}
+    bg_depths = BackgroundDepths(root, manifest, size, device)
+    loader = make_loader(dataset, batch_size=batch_size, workers=0, device=device)
+    with torch.no_grad():
+        for batch in tqdm(loader, desc=f"evaluate {split}", disable=not progress):
+            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            outputs = model(batch["bg"], batch["fg_bg"])
+            scores["model"].update(task_outputs(outputs, mode), batch)
+            raw = raw_images(batch, transform)
+            scores["difference_mask"].update(
+                {"mask": difference_mask(raw["bg"], raw["fg_bg"], threshold["threshold"])}, batch
+            )
+            scores["background_depth"].update({"depth": bg_depths(batch["bg_id"])}, batch)
+            if save_predictions is not None:
+                for row, sample in enumerate(batch["sample"].tolist()):
+                    save_prediction(Path(save_predictions), sample, outputs, row)
+    result = {
+        "split": dataset.split_name,
+        "checkpoint": str(checkpoint),
+        "model": state["config"]["model"],
+        "step": state["step"],
+        "size": size,
+        "metrics": scores["model"].summary(),
+        "baselines": {
+            "difference_mask": {**scores["difference_mask"].summary(), **threshold},
+            "background_depth": scores["background_depth"].summary(),
+        },
+        "threshold_split": threshold["threshold_split"],
+    }
+    if json_out is not None:
+        write_json_atomic(Path(json_out), result)
+    return result

@@ -1,0 +1,212 @@
+"""Training losses for the two heads: BCE + Dice on the mask logits, L1 + SSIM + gradient on depth.
+
+Conventions (shared with `fgbg_utils.metrics`):
+
+* ``outputs = {"mask": logits Bx1xHxW, "depth": Bx1xHxW in [0, 1]}`` as every model returns;
+  ``batch = {"mask": Bx1xHxW in {0, 1}, "depth": Bx1xHxW in [0, 1], ...}`` as the loaders give.
+  Targets are used as they are: no sigmoid is ever applied to a target (a bug of the seeds).
+* Every function is device-agnostic (it follows its inputs) and computes in at least float32,
+  so it is safe under autocast.
+* Per-image reductions come first, then the batch mean, so a small foreground counts as much
+  as a large one in the Dice term.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+MASK_PARTS = ("mask_bce", "mask_dice")
+DEPTH_PARTS = ("depth_l1", "depth_ssim", "depth_grad")
+PARTS = MASK_PARTS + DEPTH_PARTS
+MODES = ("joint", "mask", "depth")
+
+SSIM_C1 = 0.01**2
+"""(K1 * L)^2 with K1 = 0.01 and data range L = 1 (Wang et al. 2004)."""
+SSIM_C2 = 0.03**2
+"""(K2 * L)^2 with K2 = 0.03 and data range L = 1."""
+
+
+def _float(x: Tensor) -> Tensor:
+    """At least float32: SSIM's E[x^2] - mu^2 loses everything in float16."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) or not x.is_floating_point() else x
+
+
+def dice_loss(logits: Tensor, target: Tensor, eps: float = 1.0) -> Tensor:
+    """Soft Dice loss, 1 - (2|P.T| + eps) / (|P| + |T| + eps) per image, averaged over the batch.
+
+    BCE alone is dominated by the background when the foreground is small; Dice scores the
+    overlap itself. ``eps`` (Laplace smoothing) keeps an empty target with an empty prediction
+    at a loss near 0 instead of 0/0.
+    """
+    probs = torch.sigmoid(_float(logits)).flatten(1)
+    target = _float(target).flatten(1)
+    intersection = (probs * target).sum(1)
+    denominator = probs.sum(1) + target.sum(1)
+    return (1.0 - (2.0 * intersection + eps) / (denominator + eps)).mean()
+
+
+def _window(size: int, gaussian: bool, sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """size x size averaging kernel summing to 1: Gaussian (sigma) or box."""
+    if gaussian:
+        coords = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2.0
+        line = torch.exp(-(coords**2) / (2.0 * sigma**2))
+    else:
+        line = torch.ones(size, dtype=dtype, device=device)
+    line = line / line.sum()
+    return line[:, None] * line[None, :]
+
+
+def ssim_map(x: Tensor, y: Tensor, window: int = 7, gaussian: bool = True, sigma: float = 1.5) -> Tensor:
+    """Per-pixel SSIM of BxCxHxW images with values in [0, 1], shape Bx1xH'xW' (mean over channels).
+
+    The window is applied without padding ("valid"), so border pixels never see padding; it
+    shrinks to the largest odd size that fits an image smaller than ``window``.
+    """
+    if x.shape != y.shape or x.dim() != 4:
+        raise ValueError(f"ssim needs two BxCxHxW tensors of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    x, y = _float(x), _float(y)
+    channels, height, width = x.shape[1:]
+    size = min(window, height, width)
+    size -= 1 - size % 2
+    kernel = _window(size, gaussian, sigma, x.dtype, x.device)
+    kernel = kernel.expand(5 * channels, 1, size, size)
+    stacked = torch.cat([x, y, x * x, y * y, x * y], dim=1)
+    mu_x, mu_y, e_xx, e_yy, e_xy = F.conv2d(stacked, kernel, groups=5 * channels).chunk(5, dim=1)
+    var_x = e_xx - mu_x * mu_x
+    var_y = e_yy - mu_y * mu_y
+    cov = e_xy - mu_x * mu_y
+    numerator = (2.0 * mu_x * mu_y + SSIM_C1) * (2.0 * cov + SSIM_C2)
+    denominator = (mu_x * mu_x + mu_y * mu_y + SSIM_C1) * (var_x + var_y + SSIM_C2)
+    return (numerator / denominator).mean(1, keepdim=True)
+
+
+def ssim(x: Tensor, y: Tensor, window: int = 7, gaussian: bool = True, sigma: float = 1.5) -> Tensor:
+    """Mean SSIM of each image pair, shape (B,): 1 for identical images, lower for less similar.
+
+    Gaussian window (sigma 1.5) by default, box window with ``gaussian=False``; the constants
+    are the standard C1 = 0.01^2, C2 = 0.03^2 for data in [0, 1]. See `ssim_map`.
+    """
+    return ssim_map(x, y, window, gaussian, sigma).flatten(1).mean(1)
+
+
+def gradient_loss(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean |dx(pred) - dx(target)| + mean |dy(pred) - dy(target)| with forward differences.
+
+    L1 alone blurs depth edges; matching the finite differences keeps the foreground's outline
+    sharp (the edge term of the best student solutions).
+    """
+    pred, target = _float(pred), _float(target)
+    diff = pred - target
+    dx = diff[..., :, 1:] - diff[..., :, :-1]
+    dy = diff[..., 1:, :] - diff[..., :-1, :]
+    zero = diff.new_zeros(())
+    return (dx.abs().mean() if dx.numel() else zero) + (dy.abs().mean() if dy.numel() else zero)
+
+
+@dataclass
+class LossWeights:
+    """Weight of each term in the total; a weight of 0 skips computing the term."""
+
+    mask_bce: float = 1.0
+    mask_dice: float = 1.0
+    depth_l1: float = 1.0
+    depth_ssim: float = 1.0
+    depth_grad: float = 1.0
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The total loss is NaN or inf; `parts` names the terms that went non-finite."""
+
+    def __init__(self, message: str, parts: list[str], inputs: list[str]):
+        super().__init__(message)
+        self.parts = parts
+        self.inputs = inputs
+
+
+class FgBgLoss(nn.Module):
+    """Weighted sum of the mask terms (BCE-with-logits, Dice) and the depth terms
+    (L1, (1 - SSIM) / 2, gradient L1).
+
+    ``mode="mask"`` or ``"depth"`` drops the other task's terms (their parts are reported as
+    0), to answer the course's question of solving one output first; ``"joint"`` uses both.
+    ``forward`` returns ``(total, parts)`` with ``parts`` the unweighted terms, detached, so a
+    training loop can log them without holding the graph. A non-finite total raises
+    `NonFiniteLossError` naming the culprits instead of silently poisoning the weights.
+    """
+
+    def __init__(
+        self,
+        weights: LossWeights | None = None,
+        mode: str = "joint",
+        ssim_window: int = 7,
+        check_finite: bool = True,
+    ):
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"unknown loss mode {mode!r}: choose one of {', '.join(MODES)}")
+        self.weights = weights if weights is not None else LossWeights()
+        self.mode = mode
+        self.ssim_window = ssim_window
+        self.check_finite = check_finite
+
+    def active_parts(self) -> tuple[str, ...]:
+        """The terms this mode computes (weight 0 terms included, they are skipped later)."""
+        return {"joint": PARTS, "mask": MASK_PARTS, "depth": DEPTH_PARTS}[self.mode]
+
+    def _term(self, name: str, outputs: dict[str, Tensor], batch: dict[str, Tensor]) -> Tensor:
+        if name in MASK_PARTS:
+            logits, target = _float(outputs["mask"]), _float(batch["mask"]).to(outputs["mask"].device)
+            if name == "mask_bce":
+                return F.binary_cross_entropy_with_logits(logits, target)
+            return dice_loss(logits, target)
+        pred, target = _float(outputs["depth"]), _float(batch["depth"]).to(outputs["depth"].device)
+        if name == "depth_l1":
+            return F.l1_loss(pred, target)
+        if name == "depth_ssim":
+            return (1.0 - ssim(pred, target, window=self.ssim_window).mean()) / 2.0
+        return gradient_loss(pred, target)
+
+    def forward(self, outputs: dict[str, Tensor], batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        active = self.active_parts()
+        reference = outputs["mask"] if "mask" in outputs else outputs["depth"]
+        zero = reference.new_zeros((), dtype=torch.float32)
+        total = zero
+        parts: dict[str, Tensor] = {}
+        for name in PARTS:
+            weight = getattr(self.weights, name)
+            if name not in active or weight == 0:
+                parts[name] = zero.detach()
+                continue
+            value = self._term(name, outputs, batch)
+            parts[name] = value.detach()
+            total = total + weight * value
+        parts["total"] = total.detach()
+        if self.check_finite and not bool(torch.isfinite(total)):
+            self._raise(parts, outputs, batch, active)
+        return total, parts
+
+    @staticmethod
+    def _raise(parts: dict[str, Tensor], outputs: dict, batch: dict, active: tuple[str, ...]) -> None:
+        bad_parts = [name for name in active if not math.isfinite(float(parts[name]))]
+        bad_inputs = [
+            f"{where}[{key!r}]"
+            for where, tensors in (("outputs", outputs), ("batch", batch))
+            for key in ("mask", "depth")
+            if key in tensors and torch.is_tensor(tensors[key]) and not bool(torch.isfinite(tensors[key]).all())
+        ]
+        values = ", ".join(f"{name}={float(parts[name])}" for name in bad_parts)
+        where = f"; non-finite values already in {', '.join(bad_inputs)}" if bad_inputs else ""
+        raise NonFiniteLossError(
+            f"non-finite loss: {values or 'total=' + str(float(parts['total']))}{where} "
+            "(check the inputs, the learning rate, and mixed precision)",
+            bad_parts,
+            bad_inputs,
+        )

@@ -1,0 +1,837 @@
+"""Training the fg/bg networks: a resumable loop with progressive resizing, OneCycleLR, mixed
+precision, checkpoints that survive a kill, per-block timing, and DDP under torchrun.
+
+Exact resume. Everything that decides the next step is a pure function of the config and the
+checkpoint: the data order is a seeded permutation per epoch (`EpochBatches`, not DataLoader's
+shuffle), augmentation is seeded per (seed, epoch, sample) (`SeededSamples`), and the
+checkpoint holds the model, optimizer, scheduler, scaler, position (step, epoch, batch within
+the epoch) and every RNG state. A run killed at any point and resumed from its last checkpoint
+ends with the same weights as an uninterrupted run (CPU, `deterministic=True`).
+
+Run folder (`out/`): ``config.json``, ``metrics.csv`` / ``metrics.json`` (one row per
+validation), ``timing.json``, ``checkpoints/step_XXXXXXX.pt`` (the last `keep_last`),
+``checkpoints/last.pt`` and ``checkpoints/best.pt``. Under DDP only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import random
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import Dataset, Sampler, Subset
+from tqdm.auto import tqdm
+
+from .data import FgBgDataset, make_loader
+from .losses import FgBgLoss, LossWeights, NonFiniteLossError
+from .metrics import MetricAccumulator
+from .models import DEFAULT_MODEL, build_model
+from .runtime import default_device, worker_context
+from .store import atomic_path, read_manifest, write_bytes_atomic, write_json_atomic
+from .transforms import make_transforms
+
+SPLIT_FAMILIES = {"unseen": ("unseen_train", "unseen_test"), "random": ("train", "test")}
+OPTIMIZERS = ("adamw", "adam", "sgd")
+TIMED_BLOCKS = ("data", "forward", "loss", "backward", "optimizer")
+CALIBRATION_STEPS = 3
+TIME_BUDGET_SHARE = 0.9
+"""Share of `minutes` given to optimizer steps when `steps` is derived (the rest: validation, saving)."""
+SESSION_FIELDS = (
+    "out",
+    "minutes",
+    "workers",
+    "device",
+    "checkpoint_every_steps",
+    "checkpoint_every_minutes",
+    "keep_last",
+    "progress",
+    "resume",
+)
+"""Config fields a resumed run may change; every other field comes from the checkpoint."""
+
+
+@dataclass
+class TrainConfig:
+    """One training run. Give `steps`, or `minutes` alone (then `steps` is calibrated once)."""
+
+    data: str
+    out: str
+    model: str = DEFAULT_MODEL
+    split: str = "unseen"
+    mode: str = "joint"
+    loss_weights: dict[str, float] = field(default_factory=lambda: LossWeights().to_dict())
+    optimizer: str = "adamw"
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 32
+    sizes: tuple[int, ...] = ()
+    """Progressive resizing: equal shares of the steps at each size, in order; () = the dataset's size."""
+    steps: int | None = None
+    minutes: float | None = None
+    """Wall-clock budget of this session: reaching it saves a checkpoint and stops (resume continues)."""
+    grad_clip: float | None = 1.0
+    amp: bool | None = None
+    """None = on when CUDA is used (bf16 if supported, else fp16 with a GradScaler); never on CPU."""
+    channels_last: bool = False
+    augment: bool = True
+    workers: int = 0
+    seed: int = 0
+    checkpoint_every_steps: int | None = None
+    checkpoint_every_minutes: float | None = 10.0
+    keep_last: int = 3
+    val_samples: int | None = 256
+    train_limit: int | None = None
+    """Use only the first N training samples (overfitting checks)."""
+    deterministic: bool = False
+    device: str | None = None
+    progress: bool = True
+    resume: bool = False
+
+    def to_dict(self) -> dict:
+        """JSON- and weights_only-safe: tuples become lists, paths strings."""
+        out = asdict(self)
+        out["sizes"] = list(self.sizes)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        config = cls(**{k: v for k, v in values.items() if k in known})
+        config.sizes = tuple(int(s) for s in config.sizes)
+        return config
+
+
+# --- schedule and data order ---------------------------------------------------------------
+
+
+def size_at(step: int, steps: int, sizes: tuple[int, ...]) -> int:
+    """The image size of optimizer step `step` (0-based): equal shares of `steps`, in order."""
+    return sizes[min(len(sizes) - 1, step * len(sizes) // steps)]
+
+
+def next_size_change(step: int, steps: int, sizes: tuple[int, ...]) -> int:
+    """The first step after `step` that uses another size (or `steps` when none does)."""
+    current = size_at(step, steps, sizes)
+    for later in range(step + 1, steps):
+        if size_at(later, steps, sizes) != current:
+            return later
+    return steps
+
+
+def mix_seed(*parts: int) -> int:
+    """A 32-bit seed that is a pure function of the integers given."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+class EpochBatches(Sampler):
+    """Batches of (dataset index, augmentation seed) for one epoch: a permutation seeded by
+    (seed, epoch), cut to whole batches, sharded by rank, batches `start`..`stop` only.
+
+    Resuming mid-epoch is slicing the same list, so the order never depends on history.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        seed: int,
+        epoch: int,
+        start: int = 0,
+        stop: int | None = None,
+        rank: int = 0,
+        world: int = 1,
+    ):
+        self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, epoch
+        self.rank, self.world = rank, world
+        self.start, self.stop = start, batches_per_epoch(n, batch_size, world) if stop is None else stop
+
+    def all_batches(self) -> list[list[tuple[int, int]]]:
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
+        per_rank = batches_per_epoch(self.n, self.batch_size, self.world) * self.batch_size
+        mine = order[: per_rank * self.world][self.rank :: self.world]
+        pairs = [(int(i), mix_seed(self.seed, self.epoch, int(i))) for i in mine]
+        return [pairs[b : b + self.batch_size] for b in range(0, per_rank, self.batch_size)]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        yield from self.all_batches()[self.start : self.stop]
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+
+def batches_per_epoch(n: int, batch_size: int, world: int = 1) -> int:
+    """Whole batches per rank per epoch (the tail is dropped so every rank steps alike)."""
+    return n // world // batch_size
+
+
+class SeededSamples(Dataset):
+    """Wraps a dataset so item (i, seed) reseeds the augmentation first: augmentation becomes a
+    pure function of (seed, epoch, sample), whatever the workers or resume point."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        index, seed = key
+        pipeline = getattr(getattr(_base(self.dataset), "transform", None), "pipeline", None)
+        if pipeline is not None and hasattr(pipeline, "set_random_seed"):
+            pipeline.set_random_seed(seed)
+        return self.dataset[index]
+
+
+def _base(dataset: Dataset) -> Dataset:
+    return dataset.dataset if isinstance(dataset, Subset) else dataset
+
+
+# --- global state ------------------------------------------------------------------------
+
+
+def capture_rng() -> dict:
+    """Every RNG state as tensors, ints and lists (loadable with weights_only=True)."""
+    np_state = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "python": [version, list(internal), gauss],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def global_settings(config: TrainConfig, device: torch.device) -> Iterator[None]:
+    """Determinism and denormal flushing for the run, restored afterwards (train() may run
+    inside a notebook or a test session)."""
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    was_benchmark = torch.backends.cudnn.benchmark
+    if config.deterministic and device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(config.deterministic, warn_only=True)
+    torch.backends.cudnn.benchmark = not config.deterministic
+    # near-zero activations (e.g. bg == fg_bg differences) are denormals: 20x slower on CPU
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+        torch.backends.cudnn.benchmark = was_benchmark
+        torch.set_flush_denormal(False)
+
+
+# --- distributed -------------------------------------------------------------------------
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def start_distributed(requested: str | None) -> Distributed:
+    """Join the process group when torchrun set WORLD_SIZE > 1 (nccl on CUDA, gloo on CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = torch.device(requested or default_device())
+    if world <= 1:
+        return Distributed(device=device)
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Distributed(rank=dist.get_rank(), world=world, device=device)
+
+
+def any_rank(flag: bool, ranks: Distributed) -> bool:
+    """True on every rank when it is true on one: time-based decisions must agree."""
+    if not ranks.active:
+        return flag
+    value = torch.tensor([int(flag)], device=ranks.device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def synchronize_buffers(model: nn.Module) -> None:
+    """Copy rank 0's buffers (BatchNorm statistics) to every rank: DDP broadcasts them at each
+    forward, so after the last step the other ranks still hold their own."""
+    for buffer in model.buffers():
+        dist.broadcast(buffer, src=0)
+
+
+def weights_digest(model: nn.Module) -> str:
+    """sha256 of every tensor of the state dict, in order: equal digests = equal weights."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+# --- building blocks -----------------------------------------------------------------------
+
+
+def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+
+
+def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer):
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps)
+
+
+def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """bf16 where CUDA supports it, else fp16; None = full precision (always on CPU)."""
+    if device.type != "cuda" or config.amp is False:
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def to_device(batch: dict, device: torch.device, channels_last: bool) -> dict:
+    moved = {}
+    for key, value in batch.items():
+        if torch.is_tensor(value):
+            value = value.to(device, non_blocking=True)
+            if channels_last and key in ("bg", "fg_bg"):
+                value = value.contiguous(memory_format=torch.channels_last)
+        moved[key] = value
+    return moved
+
+
+class StepTimer:
+    """Wall time per training block; synchronizes CUDA first so the clock sees finished work."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.totals = dict.fromkeys(TIMED_BLOCKS, 0.0)
+        self.steps = 0
+        self.last = time.perf_counter()
+
+    def mark(self, block: str) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        self.totals[block] += now - self.last
+        self.last = now
+
+    def restart(self) -> None:
+        """Skip the time since the last mark (validation, saving)."""
+        self.last = time.perf_counter()
+
+    def table(self, batch_size: int) -> dict:
+        total = sum(self.totals.values()) or 1.0
+        steps = max(self.steps, 1)
+        rows = {
+            block: {"ms_per_step": 1000 * seconds / steps, "share": seconds / total}
+            for block, seconds in self.totals.items()
+        }
+        return {"steps": self.steps, "images_per_s": self.steps * batch_size / total, "blocks": rows}
+
+
+def print_timing(timing: dict) -> None:
+    print(f"{'block':<10} {'ms/step':>9} {'share':>7}")
+    for block, row in timing["blocks"].items():
+        print(f"{block:<10} {row['ms_per_step']:9.1f} {100 * row['share']:6.1f}%")
+    print(f"{timing['steps']} steps, {timing['images_per_s']:.1f} images/s per process")
+
+
+# --- checkpoints ---------------------------------------------------------------------------
+
+
+def checkpoint_dir(out: str | Path) -> Path:
+    return Path(out) / "checkpoints"
+
+
+def step_checkpoint(out: str | Path, step: int) -> Path:
+    return checkpoint_dir(out) / f"step_{step:07d}.pt"
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """torch.save to a temporary file renamed when whole: a kill never leaves half a file."""
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def copy_checkpoint(source: Path, target: Path) -> None:
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def prune_checkpoints(out: str | Path, keep_last: int) -> None:
+    """Delete all but the newest `keep_last` step checkpoints (last.pt and best.pt stay)."""
+    steps = sorted(checkpoint_dir(out).glob("step_*.pt"))
+    for old in steps[: max(0, len(steps) - keep_last)]:
+        old.unlink(missing_ok=True)
+
+
+def latest_checkpoint(out: str | Path) -> Path | None:
+    """The newest step checkpoint (each is written whole before last.pt is copied from it, so a
+    run killed in between has a newer step file than last.pt), else last.pt, else None."""
+    steps = sorted(checkpoint_dir(out).glob("step_*.pt"))
+    if steps:
+        return steps[-1]
+    last = checkpoint_dir(out) / "last.pt"
+    return last if last.exists() else None
+
+
+# --- the run -----------------------------------------------------------------------------
+
+
+@dataclass
+class Position:
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0
+    """Batches of `epoch` already trained on (this rank's share)."""
+
+
+class Run:
+    """The state of one training session: model, optimizer, data, logs. `train` drives it."""
+
+    def __init__(self, config: TrainConfig, ranks: Distributed):
+        self.config, self.ranks, self.device = config, ranks, ranks.device
+        self.out = Path(config.out)
+        manifest = read_manifest(Path(config.data))
+        self.stats = manifest["statistics"]
+        self.sizes = config.sizes or (int(manifest["generation"]["parameters"]["size"]),)
+        train_split, self.val_split = split_names(config.split)
+        self.train_set = limited(FgBgDataset(config.data, train_split), config.train_limit)
+        self.val_set = limited(FgBgDataset(config.data, self.val_split), config.val_samples)
+        self.per_epoch = batches_per_epoch(len(self.train_set), config.batch_size, ranks.world)
+        if self.per_epoch == 0:
+            raise ValueError(
+                f"{train_split}: {len(self.train_set)} samples, fewer than batch_size={config.batch_size} per rank"
+            )
+        seed_everything(config.seed)
+        self.model = build_model(config.model).to(self.device)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.loss = FgBgLoss(LossWeights(**config.loss_weights), mode=config.mode)
+        self.dtype = amp_dtype(config, self.device)
+        self.position = Position()
+        self.rows: list[dict] = []
+        self.best: float | None = None
+        self.running: dict[str, torch.Tensor] = {}
+        self.running_steps = 0
+        self.last_saved: Path | None = None
+
+    @property
+    def module(self) -> nn.Module:
+        """The bare model (not the DDP wrapper): what checkpoints hold and validation runs."""
+        return self.model.module if isinstance(self.model, nn.parallel.DistributedDataParallel) else self.model
+
+    def prepare_optimization(self) -> None:
+        self.optimizer = make_optimizer(self.config, self.model)
+        self.scheduler = make_scheduler(self.config, self.optimizer)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
+        if self.ranks.active:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def use_size(self, dataset: Dataset, size: int, train: bool) -> None:
+        _base(dataset).transform = make_transforms(size, train=train and self.config.augment, stats=self.stats)
+
+    def loader(self, size: int, stop_step: int):
+        """Batches from the current position to the end of the epoch, the next size change or
+        `stop_step`, whichever comes first."""
+        config, position = self.config, self.position
+        self.use_size(self.train_set, size, train=True)
+        stop = min(self.per_epoch, position.batch + stop_step - position.step)
+        sampler = EpochBatches(
+            len(self.train_set),
+            config.batch_size,
+            config.seed,
+            position.epoch,
+            position.batch,
+            stop,
+            self.ranks.rank,
+            self.ranks.world,
+        )
+        loader_seed = mix_seed(config.seed, position.epoch, position.batch, self.ranks.rank)
+        context = worker_context() if config.workers > 0 else None
+        return make_loader(
+            SeededSamples(self.train_set),
+            batch_size=1,
+            workers=config.workers,
+            device=self.device,
+            seed=loader_seed,
+            multiprocessing_context=context,
+            persistent_workers=False,
+            batch_sampler=sampler,
+        )
+
+    def step(self, batch: dict, timer: StepTimer) -> None:
+        """One optimizer step, timed by block."""
+        batch = to_device(batch, self.device, self.config.channels_last)
+        timer.mark("data")
+        self.model.train()
+        with self.autocast():
+            outputs = self.model(batch["bg"], batch["fg_bg"])
+            timer.mark("forward")
+            total, parts = self.loss(outputs, batch)
+        timer.mark("loss")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        timer.mark("backward")
+        if self.config.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        timer.mark("optimizer")
+        for name, value in parts.items():
+            self.running[name] = self.running.get(name, 0.0) + value
+        self.running_steps += 1
+
+    @torch.no_grad()
+    def validate(self, size: int) -> dict:
+        """Metrics of the bare model on the (capped) validation split at `size`."""
+        self.use_size(self.val_set, size, train=False)
+        loader = make_loader(self.val_set, batch_size=self.config.batch_size, workers=0, device=self.device)
+        accumulator = MetricAccumulator(self.val_split, mask_from="probs")
+        model = self.module.eval()
+        for batch in loader:
+            batch = to_device(batch, self.device, self.config.channels_last)
+            with self.autocast():
+                outputs = model(batch["bg"], batch["fg_bg"])
+            accumulator.update(task_outputs(outputs, self.config.mode), batch)
+        return accumulator.summary()
+
+    def record(self, size: int) -> dict:
+        """Validate (rank 0 only), append a metrics row and return it; resets the running train losses."""
+        if not self.ranks.main:
+            self.running, self.running_steps = {}, 0
+            return {}
+        steps = max(self.running_steps, 1)
+        train = {f"train_{k}": float(v) / steps for k, v in self.running.items()}
+        val = {f"val_{k}": v for k, v in self.validate(size).items()}
+        row = {"step": self.position.step, "epoch": self.position.epoch, "size": size, **train, **val}
+        self.rows.append(row)
+        self.running, self.running_steps = {}, 0
+        return row
+
+    def payload(self) -> dict:
+        return {
+            "model": self.module.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": self.position.step,
+            "epoch": self.position.epoch,
+            "batch_in_epoch": self.position.batch,
+            "rng": capture_rng(),
+            "best": self.best,
+            "config": self.config.to_dict(),
+        }
+
+    def checkpoint(self, size: int) -> dict:
+        """Validate, then (rank 0) write step, last and maybe best checkpoints and the logs."""
+        row = self.record(size)
+        if not self.ranks.main:
+            return row
+        better = improved(row, self.best, self.config.mode)
+        if better:
+            self.best = row[best_key(self.config.mode)]
+        path = step_checkpoint(self.out, self.position.step)
+        save_checkpoint(path, self.payload())
+        copy_checkpoint(path, checkpoint_dir(self.out) / "last.pt")
+        if better:
+            copy_checkpoint(path, checkpoint_dir(self.out) / "best.pt")
+        prune_checkpoints(self.out, self.config.keep_last)
+        write_metrics(self.out, self.rows)
+        self.last_saved = path
+        return row
+
+    def restore(self, checkpoint: dict) -> None:
+        self.module.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.scaler.load_state_dict(checkpoint["scaler"])
+        self.position = Position(checkpoint["step"], checkpoint["epoch"], checkpoint["batch_in_epoch"])
+        self.best = checkpoint["best"]
+        self.rows = [row for row in read_metrics(self.out) if row["step"] <= self.position.step]
+        restore_rng(checkpoint["rng"])
+
+    def advance(self) -> None:
+        self.position.step += 1
+        self.position.batch += 1
+        if self.position.batch >= self.per_epoch:
+            self.position.epoch += 1
+            self.position.batch = 0
+
+
+def split_names(family: str) -> tuple[str, str]:
+    """(train split, validation split) of a split family."""
+    if family not in SPLIT_FAMILIES:
+        raise ValueError(f"unknown split {family!r}: choose one of {', '.join(SPLIT_FAMILIES)}")
+    return SPLIT_FAMILIES[family]
+
+
+def limited(dataset: Dataset, count: int | None) -> Dataset:
+    """The first `count` samples (a quick validation, an overfitting check), or all."""
+    return Subset(dataset, range(min(count, len(dataset)))) if count else dataset
+
+
+def task_outputs(outputs: dict, mode: str) -> dict:
+    """The trained heads' outputs for the metrics: mask as probabilities, depth in float32."""
+    result = {}
+    if mode in ("joint", "mask"):
+        result["mask"] = torch.sigmoid(outputs["mask"].float())
+    if mode in ("joint", "depth"):
+        result["depth"] = outputs["depth"].float()
+    return result
+
+
+def best_key(mode: str) -> str:
+    return "val_depth_rmse" if mode == "depth" else "val_mask_iou"
+
+
+def improved(row: dict, best: float | None, mode: str) -> bool:
+    value = row.get(best_key(mode))
+    if value is None or not math.isfinite(value):
+        return False
+    if best is None:
+        return True
+    return value < best if mode == "depth" else value > best
+
+
+def read_metrics(out: Path) -> list[dict]:
+    path = Path(out) / "metrics.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def write_metrics(out: Path, rows: list[dict]) -> None:
+    """metrics.json and metrics.csv, both rewritten whole and atomically."""
+    write_json_atomic(Path(out) / "metrics.json", rows)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_bytes_atomic(Path(out) / "metrics.csv", text.getvalue().encode())
+
+
+# --- calibration ---------------------------------------------------------------------------
+
+
+def calibrate_steps(run: Run) -> int:
+    """Steps that fit in TIME_BUDGET_SHARE of `minutes`: time a few steps at each size on a copy
+    of the model (the real model, optimizer and RNG streams stay untouched)."""
+    rng = capture_rng()
+    started = time.perf_counter()
+    model = copy.deepcopy(run.module).train()
+    optimizer = make_optimizer(run.config, model)
+    seconds = [time_steps(run, model, optimizer, size) for size in run.sizes]
+    per_step = float(np.mean(seconds))
+    restore_rng(rng)
+    available = run.config.minutes * 60 * TIME_BUDGET_SHARE - (time.perf_counter() - started)
+    steps = max(1, int(available / per_step))
+    if run.ranks.active:  # every rank must agree on the schedule
+        value = torch.tensor([steps], device=run.device)
+        dist.broadcast(value, src=0)
+        steps = int(value.item())
+    return steps
+
+
+def time_steps(run: Run, model: nn.Module, optimizer: torch.optim.Optimizer, size: int) -> float:
+    """Mean seconds of a training step at `size` after one warm-up step."""
+    run.use_size(run.train_set, size, train=True)
+    loader = make_loader(run.train_set, batch_size=run.config.batch_size, workers=0, device=run.device)
+    batch = to_device(next(iter(loader)), run.device, run.config.channels_last)
+    timings = []
+    for _ in range(CALIBRATION_STEPS + 1):
+        begin = time.perf_counter()
+        with run.autocast():
+            total, _ = run.loss(model(batch["bg"], batch["fg_bg"]), batch)
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+        if run.device.type == "cuda":
+            torch.cuda.synchronize(run.device)
+        timings.append(time.perf_counter() - begin)
+    return float(np.mean(timings[1:]))
+
+
+# --- entry point ---------------------------------------------------------------------------
+
+
+def resolve_config(config: TrainConfig, resume: bool) -> tuple[TrainConfig, dict | None]:
+    """The config to run and the checkpoint to continue from: on resume the checkpoint's
+    config wins except for SESSION_FIELDS, so the schedule cannot drift."""
+    if not resume:
+        if config.steps is None and config.minutes is None:
+            raise ValueError("give steps or minutes")
+        return config, None
+    path = latest_checkpoint(config.out)
+    if path is None:
+        raise FileNotFoundError(f"{checkpoint_dir(config.out)}: no checkpoint to resume from")
+    checkpoint = load_checkpoint(path)
+    merged = checkpoint["config"] | {name: getattr(config, name) for name in SESSION_FIELDS}
+    return TrainConfig.from_dict(merged), checkpoint
+
+
+def train(config: TrainConfig, resume: bool | None = None) -> dict:
+    """Train as `config` says and return a summary: steps, minutes, stop reason, final and best
+    metrics, the weights' sha256. `resume` (or `config.resume`) continues from out/checkpoints."""
+    started = time.perf_counter()
+    config, checkpoint = resolve_config(config, config.resume if resume is None else resume)
+    ranks = start_distributed(config.device)
+    try:
+        with global_settings(config, ranks.device):
+            return run_training(config, checkpoint, ranks, started)
+    finally:
+        if ranks.active:
+            dist.destroy_process_group()
+
+
+def run_training(config: TrainConfig, checkpoint: dict | None, ranks: Distributed, started: float) -> dict:
+    run = Run(config, ranks)
+    if config.steps is None:
+        config.steps = calibrate_steps(run)
+    run.prepare_optimization()
+    if checkpoint is not None:
+        run.restore(checkpoint)
+    if ranks.main:
+        run.out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run.out / "config.json", config.to_dict())
+    timer = StepTimer(ranks.device)
+    stopped = loop(run, timer, started)
+    size = size_at(max(run.position.step - 1, 0), config.steps, run.sizes)
+    if not run.rows or run.rows[-1]["step"] != run.position.step:
+        run.checkpoint(size)
+    return finish(run, timer, stopped, started)
+
+
+def loop(run: Run, timer: StepTimer, started: float) -> str:
+    """Train until `steps` ("steps") or the session's `minutes` ("minutes"); checkpoints on the
+    way. A non-finite loss raises NonFiniteLossError naming the step and the last checkpoint."""
+    config = run.config
+    last_save = time.perf_counter()
+    bar = tqdm(total=config.steps, initial=run.position.step, disable=not (config.progress and run.ranks.main))
+    try:
+        while run.position.step < config.steps:
+            size = size_at(run.position.step, config.steps, run.sizes)
+            stop = next_size_change(run.position.step, config.steps, run.sizes)
+            timer.restart()
+            for batch in run.loader(size, stop):
+                try:
+                    run.step(batch, timer)
+                except NonFiniteLossError as error:
+                    raise non_finite(error, run) from error
+                timer.steps += 1
+                run.advance()
+                bar.update(1)
+                if due(run, last_save):
+                    run.checkpoint(size)
+                    last_save = time.perf_counter()
+                    timer.restart()
+                if over_budget(run, started):
+                    return "minutes"
+    finally:
+        bar.close()
+    return "steps"
+
+
+def due(run: Run, last_save: float) -> bool:
+    config, step = run.config, run.position.step
+    by_steps = bool(config.checkpoint_every_steps) and step % config.checkpoint_every_steps == 0 and step < config.steps
+    if config.checkpoint_every_minutes is None:
+        return by_steps
+    late = time.perf_counter() - last_save >= config.checkpoint_every_minutes * 60
+    return any_rank(late, run.ranks) or by_steps
+
+
+def over_budget(run: Run, started: float) -> bool:
+    if run.config.minutes is None or run.position.step >= run.config.steps:
+        return False
+    return any_rank(time.perf_counter() - started >= run.config.minutes * 60, run.ranks)
+
+
+def non_finite(error: NonFiniteLossError, run: Run) -> NonFiniteLossError:
+    """The loss's error with where it happened and what is safe to resume from."""
+    saved = f"last good checkpoint: {run.last_saved}" if run.last_saved else "no checkpoint was written"
+    message = f"step {run.position.step}: {error}; stopped without saving ({saved})"
+    return NonFiniteLossError(message, error.parts, error.inputs)
+
+
+def finish(run: Run, timer: StepTimer, stopped: str, started: float) -> dict:
+    """Timing table, buffers made equal across ranks, the summary."""
+    if run.ranks.active:
+        synchronize_buffers(run.module)
+    digest = weights_digest(run.module)
+    timing = timer.table(run.config.batch_size)
+    minutes = (time.perf_counter() - started) / 60
+    if run.ranks.main:
+        write_json_atomic(run.out / "timing.json", timing)
+        print_timing(timing)
+    print(f"rank {run.ranks.rank} weights sha256 {digest}", flush=True)
+    return {
+        "steps": run.position.step,
+        "epoch": run.position.epoch,
+        "minutes": minutes,
+        "stopped": stopped,
+        "final": run.rows[-1] if run.rows else {},
+        "best": run.best,
+        "weights_sha256": digest,
+        "rank": run.ranks.rank,
+        "world_size": run.ranks.world,
+        "out": str(run.out),
+    }

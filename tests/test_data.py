@@ -1,0 +1,364 @@
+"""Loaders: sample values against the files, transforms, the virtual dataset, splits, workers, bad input."""
+
+import io
+import json
+import pickle
+import shutil
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fgbg_utils.data import (
+    FgBgDataset,
+    VirtualFgBgDataset,
+    VirtualLoader,
+    load_splits,
+    make_loader,
+    make_splits,
+    read_index_arrays,
+    verify_shards,
+)
+from fgbg_utils.store import INDEX_COLUMNS, member_names, read_index, read_manifest, shard_name
+from fgbg_utils.transforms import make_transforms
+
+
+@pytest.fixture(scope="module")
+def data(small_dataset, tmp_path_factory):
+    """A private copy of the small dataset (these tests write splits.json into it)."""
+    root = tmp_path_factory.mktemp("data") / "data"
+    shutil.copytree(small_dataset, root)
+    return root
+
+
+@pytest.fixture
+def broken(data, tmp_path):
+    """A throwaway copy to damage."""
+    root = tmp_path / "broken"
+    shutil.copytree(data, root)
+    return root
+
+
+def _pil(data: bytes) -> np.ndarray:
+    return np.array(Image.open(io.BytesIO(data)))
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(10 * torch.log10(1.0 / ((a - b) ** 2).mean()))
+
+
+def _frame_edge(size: int, width: int) -> np.ndarray:
+    """The frame's outer `width` pixels (an object shifted out of the frame leaves its edge there)."""
+    edge = np.ones((size, size), bool)
+    edge[width:-width, width:-width] = False
+    return edge
+
+
+def _rewrite_shard(path, change) -> None:
+    """Rewrite a shard member by member through `change(name, data) -> bytes | None` (None drops it)."""
+    with zipfile.ZipFile(path) as archive:
+        members = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, payload in members:
+            payload = change(name, payload)
+            if payload is not None:
+                archive.writestr(name, payload)
+
+
+# --- index and values -----------------------------------------------------------------------
+
+
+def test_index_arrays_are_compact_and_match_the_csv(data):
+    arrays = read_index_arrays(data)
+    rows = read_index(data / "index.csv")
+    assert set(arrays) == {"sample", "bg", "fg", "flip", "x", "y", "w", "h", "shard"}
+    assert all(column.dtype == np.int32 and column.shape == (len(rows),) for column in arrays.values())
+    for key in ("sample", "bg", "fg", "flip", "x", "y", "w", "h"):
+        assert arrays[key].tolist() == [row[key] for row in rows]
+    assert arrays["shard"].tolist() == [int(row["shard"][6:9]) for row in rows]
+    assert list(INDEX_COLUMNS)[:8] == ["sample", "bg", "fg", "flip", "x", "y", "w", "h"]
+
+
+def test_sample_values_equal_the_files(data):
+    dataset = FgBgDataset(data)
+    manifest = read_manifest(data)
+    rows = read_index(data / "index.csv")
+    assert len(dataset) == len(rows) == manifest["counts"]["samples"]
+    for i in (0, 7, len(rows) - 1):
+        sample, row = dataset[i], rows[i]
+        assert (sample["sample"], sample["bg_id"], sample["fg_id"], sample["flip"]) == (
+            row["sample"],
+            row["bg"],
+            row["fg"],
+            row["flip"],
+        )
+        with zipfile.ZipFile(data / row["shard"]) as archive:
+            fg_bg, mask, depth = (_pil(archive.read(row[k])) for k in ("fg_bg", "mask", "depth"))
+        bg = np.asarray(Image.open(data / "bg" / f"bg_{row['bg']:03d}.png").convert("RGB"))
+        assert sample["fg_bg"].dtype == torch.float32 and sample["fg_bg"].shape == (3, 64, 64)
+        assert torch.equal(sample["fg_bg"], torch.from_numpy(fg_bg).permute(2, 0, 1).float() / 255)
+        assert torch.equal(sample["bg"], torch.from_numpy(bg).permute(2, 0, 1).float() / 255)
+        assert torch.equal(sample["mask"], torch.from_numpy(mask == 255)[None].float())
+        assert set(sample["mask"].unique().tolist()) == {0.0, 1.0}
+        assert torch.equal(sample["depth"], torch.from_numpy(depth)[None].float() / 255)
+
+
+# --- virtual dataset ------------------------------------------------------------------------
+
+
+def test_virtual_samples_equal_the_stored_ones(data):
+    stored = FgBgDataset(data)
+    virtual = VirtualFgBgDataset(data)
+    batch = virtual.batch(np.arange(len(virtual)))
+    assert batch["fg_bg"].shape == (len(stored), 3, 64, 64) and batch["mask"].dtype == torch.float32
+    for i in range(len(stored)):
+        sample = stored[i]
+        for key in ("sample", "bg_id", "fg_id", "flip"):
+            assert int(batch[key][i]) == sample[key]
+        assert torch.equal(batch["bg"][i], sample["bg"])
+        assert torch.equal(batch["mask"][i], sample["mask"]), f"mask of sample {i}"
+        assert torch.equal(batch["depth"][i], sample["depth"]), f"depth of sample {i}"
+        assert _psnr(batch["fg_bg"][i], sample["fg_bg"]) > 27, f"fg_bg of sample {i}"
+    # the object is really there: fg_bg differs from bg inside the mask
+    inside = batch["mask"].expand_as(batch["fg_bg"]) > 0
+    assert (batch["fg_bg"] != batch["bg"])[inside].float().mean() > 0.5
+
+
+def test_virtual_loader_orders_and_resizes(data):
+    virtual = VirtualFgBgDataset(data, split="test", size=96)
+    loader = VirtualLoader(virtual, batch_size=8, shuffle=True, seed=3)
+    batches = list(loader)
+    samples = torch.cat([b["sample"] for b in batches]).tolist()
+    assert sorted(samples) == sorted(virtual.samples.tolist()) and samples != sorted(samples)
+    again = torch.cat([b["sample"] for b in VirtualLoader(virtual, 8, True, seed=3)]).tolist()
+    assert again == samples
+    assert batches[0]["fg_bg"].shape == (8, 3, 96, 96) and set(batches[0]["mask"].unique().tolist()) <= {0.0, 1.0}
+    one = virtual[0]
+    assert one["depth"].shape == (1, 96, 96) and isinstance(one["sample"], int)
+
+
+# --- transforms -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [64, 96, 112])
+@pytest.mark.parametrize("photometric", [False, True])
+def test_transforms_keep_mask_binary_and_aligned(data, size, photometric):
+    """Every geometric step moves mask and depth with the images: on a probe whose fg_bg differs
+    from bg exactly on the mask, the transformed difference and mask coincide up to a pixel of
+    interpolation. With photometric on, bg and fg_bg get the same colour change."""
+    manifest = read_manifest(data)
+    transform = make_transforms(size, train=True, stats=manifest, photometric=photometric, seed=size)
+    virtual = VirtualFgBgDataset(data)
+    composed = virtual.compose_batch(np.arange(len(virtual)))
+    depth_levels = set(composed["depth"].unique().tolist()) | {0}
+    for b in range(0, len(virtual), 3):
+        bg, mask = composed["bg"][b].permute(1, 2, 0).numpy().copy(), composed["mask"][b, 0].numpy().copy()
+        if mask.sum() < 50:  # nearest sampling may drop most of a tiny or thin mask
+            continue
+        # a hard-edged probe: fg_bg is bg with the mask's pixels magenta
+        probe = np.where(mask[..., None] > 0, np.array([255, 0, 255], np.uint8), bg)
+        arrays = {"bg": bg, "fg_bg": probe, "mask": mask, "depth": composed["depth"][b, 0].numpy().copy()}
+        out = transform.augment(**arrays)
+        mask, depth = out["mask"], out["depth"]
+        assert mask.shape == depth.shape == (size, size) and out["fg_bg"].shape == (size, size, 3)
+        assert set(np.unique(mask).tolist()) <= {0, 1}
+        assert set(np.unique(depth).tolist()) <= depth_levels  # nearest: no smeared depth values
+        # bilinear images blur the probe's edge by about a (scaled) pixel, the nearest-neighbour
+        # mask does not; beyond that the mask and the difference must coincide. Nearest sampling
+        # may drop or add a 1-px-thin sliver, hence a small allowance.
+        differs = (out["fg_bg"] != out["bg"]).any(-1)
+        reach = int(np.ceil(size / 64 * 1.1)) + 1
+        kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
+        near_mask = cv2.dilate(mask, kernel).astype(bool) | _frame_edge(size, reach)
+        near_difference = cv2.dilate(differs.view(np.uint8), kernel).astype(bool)
+        assert (differs & ~near_mask).sum() <= max(6, 0.05 * differs.sum()), "fg_bg changed away from the mask"
+        assert (mask.astype(bool) & ~near_difference).sum() <= max(6, 0.05 * mask.sum()), "mask where fg_bg kept bg"
+        deep = cv2.erode(mask, kernel).astype(bool)
+        assert differs[deep].all(), "fg_bg unchanged deep inside the mask"
+        tensors = transform(**arrays)
+        assert tensors["fg_bg"].shape == (3, size, size) and tensors["mask"].shape == (1, size, size)
+        assert set(tensors["mask"].unique().tolist()) <= {0.0, 1.0}
+        assert tensors["depth"].min() >= 0 and tensors["depth"].max() <= 1
+
+
+def test_eval_transform_normalises_with_the_manifest_stats(data):
+    manifest = read_manifest(data)
+    dataset = FgBgDataset(data, transform=make_transforms(64, train=False, stats=manifest))
+    raw = FgBgDataset(data)[3]
+    sample = dataset[3]
+    stats = manifest["statistics"]
+    fg_kind = "fg_bg_decoded" if "fg_bg_decoded" in stats else "fg_bg"
+    for key, kind in (("bg", "bg"), ("fg_bg", fg_kind)):
+        mean = torch.tensor(stats[kind]["mean"]).view(3, 1, 1)
+        std = torch.tensor(stats[kind]["std"]).view(3, 1, 1)
+        assert torch.allclose(sample[key], (raw[key] - mean) / std, atol=1e-5)
+    assert torch.equal(sample["mask"], raw["mask"]) and torch.allclose(sample["depth"], raw["depth"])
+
+
+# --- splits ---------------------------------------------------------------------------------
+
+
+def test_splits_are_disjoint_and_reproducible(data):
+    splits = make_splits(data, seed=1)
+    n = read_manifest(data)["counts"]["samples"]
+    train, test = set(splits["random"]["train"]), set(splits["random"]["test"])
+    assert not train & test and train | test == set(range(n)) and len(test) == round(0.3 * n)
+    arrays = read_index_arrays(data)
+    unseen = splits["unseen"]
+    u_train, u_test = np.array(unseen["train"]), np.array(unseen["test"])
+    assert len(u_train) and len(u_test)
+    assert set(arrays["bg"][u_test]) <= set(unseen["held_out_bg"])
+    assert set(arrays["fg"][u_test]) <= set(unseen["held_out_fg"])
+    assert not set(arrays["bg"][u_train]) & set(unseen["held_out_bg"])
+    assert not set(arrays["fg"][u_train]) & set(unseen["held_out_fg"])
+    assert unseen["counts"]["train"] + unseen["counts"]["test"] + unseen["counts"]["left_out"] == n
+    assert make_splits(data, seed=1) == splits  # same seed, same lists
+    assert make_splits(data, seed=2)["random"]["test"] != splits["random"]["test"]
+    assert json.loads((data / "splits.json").read_text())["seed"] == 2
+    assert load_splits(data)["seed"] == 2  # an existing file is used as is
+    dataset = FgBgDataset(data, split="unseen_test")
+    assert dataset.split_name == "unseen_test" and len(dataset) == len(load_splits(data)["unseen"]["test"])
+    assert {dataset[i]["bg_id"] for i in range(len(dataset))} <= set(load_splits(data)["unseen"]["held_out_bg"])
+    explicit = FgBgDataset(data, split=[5, 2])
+    assert explicit.split_name == "custom" and [explicit[i]["sample"] for i in range(2)] == [5, 2]
+    with pytest.raises(ValueError, match="unknown split"):
+        FgBgDataset(data, split="validation")
+
+
+def test_load_splits_makes_them_when_missing(broken):
+    (broken / "splits.json").unlink(missing_ok=True)
+    splits = load_splits(broken)
+    assert (broken / "splits.json").exists() and splits["seed"] == 0 and splits["test_fraction"] == 0.3
+
+
+# --- workers --------------------------------------------------------------------------------
+
+
+def _all_batches(loader) -> list[dict]:
+    return [{k: v.clone() for k, v in batch.items()} for batch in loader]
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_worker_batches_equal_in_process_batches(data, context):
+    dataset = FgBgDataset(data, split="train", transform=make_transforms(64, train=False, stats=read_manifest(data)))
+    dataset[0]  # opens a handle in the parent: a forked worker must not reuse it
+    expected = _all_batches(make_loader(dataset, batch_size=16, workers=0, device="cpu"))
+    loader = make_loader(dataset, batch_size=16, workers=2, device="cpu", multiprocessing_context=context)
+    assert loader.persistent_workers and loader.prefetch_factor == 4
+    got = _all_batches(loader)
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected, strict=True):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_virtual_dataset_through_workers(data):
+    virtual = VirtualFgBgDataset(data, split="train")
+    expected = list(VirtualLoader(virtual, batch_size=16))
+    got = list(make_loader(virtual, batch_size=16, workers=2, device="cpu", multiprocessing_context="fork"))
+    for a, b in zip(got, expected, strict=True):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_shuffle_is_seeded(data):
+    dataset = FgBgDataset(data)
+
+    def order(seed):
+        return torch.cat([b["sample"] for b in make_loader(dataset, 16, shuffle=True, workers=0, seed=seed)]).tolist()
+
+    assert order(4) == order(4) != order(5)
+
+
+def test_pickles_without_open_handles(data):
+    dataset = FgBgDataset(data)
+    first = dataset[0]
+    assert dataset._zips  # a handle is open now
+    state = dataset.__getstate__()
+    assert not state["_zips"] and not state["_bgs"]
+    copy = pickle.loads(pickle.dumps(dataset))
+    assert torch.equal(copy[0]["fg_bg"], first["fg_bg"])
+    dataset.close()
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+
+def test_corrupt_member_is_named_or_skipped(broken):
+    target = member_names(5)[0]  # sample 5 lives in shard 0
+
+    def damage(name, payload):
+        return payload[: len(payload) // 2] if name == target else payload
+
+    _rewrite_shard(broken / shard_name(0), damage)
+    with pytest.raises(ValueError, match=rf"shard_000\.zip:{target}"):
+        FgBgDataset(broken)[5]
+    skipping = FgBgDataset(broken, on_error="skip")
+    sample = skipping[5]
+    assert sample["sample"] == 6 and skipping.skipped == 1 and target in skipping.errors[0]
+    assert skipping[4]["sample"] == 4 and skipping.skipped == 1
+
+
+def test_garbage_png_and_missing_member_are_named(broken):
+    mask_name, depth_name = member_names(2)[1], member_names(3)[2]
+
+    def damage(name, payload):
+        if name == depth_name:
+            return None
+        if name == mask_name:
+            return payload[:40] + bytes(len(payload) - 40)
+        return payload
+
+    _rewrite_shard(broken / shard_name(0), damage)
+    with pytest.raises(ValueError, match=rf"shard_000\.zip:{mask_name}"):
+        FgBgDataset(broken)[2]
+    with pytest.raises(ValueError, match=rf"shard_000\.zip:{depth_name}: missing member"):
+        FgBgDataset(broken)[3]
+    skipping = FgBgDataset(broken, on_error="skip")
+    assert [skipping[i]["sample"] for i in (2, 3)] == [4, 4] and skipping.skipped == 3
+
+
+def test_missing_shard_is_named(broken):
+    (broken / shard_name(1)).unlink()
+    dataset = FgBgDataset(broken)
+    first_of_shard_1 = int(np.flatnonzero(dataset.index["bg"] == 1)[0])
+    with pytest.raises(FileNotFoundError, match=r"shard_001\.zip"):
+        dataset[first_of_shard_1]
+    assert any("shard_001.zip: missing" in problem for problem in verify_shards(broken))
+    with pytest.raises(ValueError, match="shard_001.zip"):
+        FgBgDataset(broken, verify=True)
+
+
+def test_changed_shard_fails_verification(broken):
+    assert verify_shards(broken) == []
+    FgBgDataset(broken, verify=True)
+    _rewrite_shard(broken / shard_name(2), lambda name, payload: payload)  # same members, other bytes
+    assert any("shard_002.zip: sha256 differs" in problem for problem in verify_shards(broken))
+    with pytest.raises(ValueError, match=r"shard_002\.zip: sha256 differs"):
+        FgBgDataset(broken, verify=True)
+
+
+# --- resolutions ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [64, 96, 112])
+def test_resolutions(data, size):
+    manifest = read_manifest(data)
+    dataset = FgBgDataset(data, split="train", transform=make_transforms(size, train=True, stats=manifest))
+    batch = next(iter(make_loader(dataset, batch_size=8, shuffle=True, workers=0, device="cpu")))
+    assert batch["bg"].shape == batch["fg_bg"].shape == (8, 3, size, size)
+    assert batch["mask"].shape == batch["depth"].shape == (8, 1, size, size)
+    assert set(batch["mask"].unique().tolist()) <= {0.0, 1.0}
+
+
+def test_denormalise_inverts_the_normalisation(small_dataset):
+    from fgbg_utils.store import read_manifest
+    from fgbg_utils.transforms import make_transforms
+
+    transform = make_transforms(64, train=False, stats=read_manifest(small_dataset))
+    rgb = np.arange(64 * 64 * 3, dtype=np.uint32).reshape(64, 64, 3).astype(np.uint8)
+    out = transform(rgb, rgb, np.zeros((64, 64), np.uint8), np.zeros((64, 64), np.uint8))
+    for kind in ("bg", "fg_bg"):
+        back = transform.denormalise(out[kind], kind).permute(1, 2, 0).numpy()
+        np.testing.assert_allclose(back, rgb / 255.0, atol=1e-5)

@@ -1,0 +1,264 @@
+"""Training loop, checkpoints, exact resume after SIGKILL, DDP on CPU, evaluation and baselines."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from fgbg_utils import evaluate as evaluate_module
+from fgbg_utils import train as train_module
+from fgbg_utils.build import BuildConfig, make_dataset
+from fgbg_utils.cli import main
+from fgbg_utils.data import load_splits
+from fgbg_utils.losses import NonFiniteLossError
+from fgbg_utils.models import build_model
+from fgbg_utils.train import (
+    Distributed,
+    EpochBatches,
+    Run,
+    TrainConfig,
+    capture_rng,
+    latest_checkpoint,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+    train,
+    weights_digest,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory) -> Path:
+    """6 bg x 6 fg x 2 x 2 at 64 px: 64 unseen_train and 16 unseen_test samples."""
+    root = tmp_path_factory.mktemp("train") / "data"
+    make_dataset(root, BuildConfig(n_bg=6, n_fg=6, placements=2, size=64), workers=1, progress=False)
+    return root
+
+
+def quick_config(data: Path, out: Path, **changes) -> TrainConfig:
+    """A few-second CPU run: 32 px, batch 4, deterministic, no augmentation, no workers."""
+    base = TrainConfig(
+        data=str(data),
+        out=str(out),
+        sizes=(32,),
+        batch_size=4,
+        steps=10,
+        val_samples=8,
+        augment=False,
+        workers=0,
+        deterministic=True,
+        checkpoint_every_minutes=None,
+        progress=False,
+    )
+    return replace(base, **changes)
+
+
+def cli_train_args(config: TrainConfig) -> list[str]:
+    return [
+        "train", "--data", config.data, "--out", config.out, "--sizes", ",".join(map(str, config.sizes)),
+        "--steps", str(config.steps), "--batch-size", str(config.batch_size), "--val-samples", str(config.val_samples),
+        "--checkpoint-every-steps", str(config.checkpoint_every_steps), "--no-augment", "--workers", "0",
+        "--deterministic", "--no-progress", "--lr", str(config.lr),
+    ]  # fmt: skip
+
+
+def final_weights(out: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(out / "checkpoints" / "last.pt")["model"]
+
+
+def assert_identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_loss_goes_down_when_overfitting_four_samples(dataset, tmp_path):
+    config = quick_config(dataset, tmp_path / "run", train_limit=4, steps=60, lr=1e-2, checkpoint_every_steps=10)
+    summary = train(config)
+    rows = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert summary["steps"] == 60 and [row["step"] for row in rows] == [10, 20, 30, 40, 50, 60]
+    assert rows[-1]["train_total"] < 0.7 * rows[0]["train_total"]
+    assert rows[-1]["val_split"] == "unseen_test"
+    for name in ("config.json", "metrics.csv", "timing.json", "checkpoints/best.pt", "checkpoints/last.pt"):
+        assert (tmp_path / "run" / name).exists(), name
+    assert len(list((tmp_path / "run" / "checkpoints").glob("step_*.pt"))) == config.keep_last
+    timing = json.loads((tmp_path / "run" / "timing.json").read_text())
+    assert set(timing["blocks"]) == {"data", "forward", "loss", "backward", "optimizer"}
+
+
+def test_checkpoint_round_trip_with_weights_only(tmp_path):
+    model = build_model("fgbg_net")
+    optimizer = torch.optim.AdamW(model.parameters())
+    out = model(torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32))
+    (out["mask"].mean() + out["depth"].mean()).backward()
+    optimizer.step()
+    rng = capture_rng()
+    expected = torch.rand(3)
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng, "step": 1})
+    loaded = torch.load(path, weights_only=True)
+    assert_identical(loaded["model"], model.state_dict())
+    restored = build_model("fgbg_net")
+    restored.load_state_dict(loaded["model"])
+    assert weights_digest(restored) == weights_digest(model)
+    assert_identical(loaded["optimizer"]["state"][0], optimizer.state_dict()["state"][0])
+    restore_rng(loaded["rng"])
+    assert torch.equal(torch.rand(3), expected)
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_data_order_is_a_pure_function_of_seed_and_epoch():
+    full = list(EpochBatches(40, 4, seed=3, epoch=2))
+    assert full == list(EpochBatches(40, 4, seed=3, epoch=2))
+    assert full != list(EpochBatches(40, 4, seed=3, epoch=3))
+    assert list(EpochBatches(40, 4, seed=3, epoch=2, start=4)) == full[4:]
+    shards = [[i for batch in EpochBatches(41, 4, seed=3, epoch=2, rank=r, world=2) for i, _ in batch] for r in (0, 1)]
+    assert len(shards[0]) == len(shards[1]) == 20 and not set(shards[0]) & set(shards[1])
+
+
+def test_killed_run_resumes_to_identical_weights(dataset, tmp_path):
+    config = quick_config(dataset, tmp_path / "killed", sizes=(32, 48), steps=40, checkpoint_every_steps=4)
+    command = [sys.executable, "-m", "fgbg_utils", *cli_train_args(config)]
+    process = subprocess.Popen(command, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL)
+    checkpoints = Path(config.out) / "checkpoints"
+    deadline = time.monotonic() + 120
+    while not list(checkpoints.glob("step_*.pt")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    stopped_at = load_checkpoint(latest_checkpoint(config.out))["step"]
+    assert stopped_at < config.steps
+    subprocess.run([*command, "--resume"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+
+    reference = replace(config, out=str(tmp_path / "uninterrupted"))
+    train(reference)
+    assert load_checkpoint(checkpoints / "last.pt")["step"] == config.steps
+    assert_identical(final_weights(Path(config.out)), final_weights(Path(reference.out)))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_ddp_on_cpu_with_gloo_ends_with_equal_weights(dataset, tmp_path):
+    config = quick_config(dataset, tmp_path / "ddp", steps=8, checkpoint_every_steps=4)
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
+        "-m", "fgbg_utils", *cli_train_args(config),
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    digests = dict(re.findall(r"rank (\d) weights sha256 ([0-9a-f]{64})", done.stdout))
+    assert set(digests) == {"0", "1"} and digests["0"] == digests["1"]
+    model = build_model("fgbg_net")
+    model.load_state_dict(final_weights(Path(config.out)))
+    assert weights_digest(model) == digests["0"]
+    names = sorted(p.name for p in (Path(config.out) / "checkpoints").iterdir())
+    assert names == ["best.pt", "last.pt", "step_0000004.pt", "step_0000008.pt"]
+
+
+def test_only_rank_zero_writes(dataset, tmp_path):
+    config = quick_config(dataset, tmp_path / "rank1")
+    run = Run(config, Distributed(rank=1, world=1))
+    run.prepare_optimization()
+    run.checkpoint(32)
+    assert not (tmp_path / "rank1").exists()
+
+
+@pytest.fixture(scope="session")
+def trained(dataset, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("trained") / "run"
+    train(quick_config(dataset, out, steps=6))
+    return out / "checkpoints" / "last.pt"
+
+
+def test_evaluate_reports_model_and_baselines_with_threshold_from_train(dataset, trained, tmp_path, monkeypatch):
+    splits_used = []
+
+    class SpyDataset(evaluate_module.FgBgDataset):
+        def __init__(self, root, split, **kwargs):
+            super().__init__(root, split, **kwargs)
+            splits_used.append((split, set(self.samples.tolist())))
+
+    chosen_on = []
+    original = evaluate_module.choose_difference_threshold
+
+    def spy_choose(pairs, candidates, split):
+        chosen_on.append(split)
+        return original(pairs, candidates, split=split)
+
+    monkeypatch.setattr(evaluate_module, "FgBgDataset", SpyDataset)
+    monkeypatch.setattr(evaluate_module, "choose_difference_threshold", spy_choose)
+    result = evaluate_module.evaluate(
+        dataset, trained, split="unseen_test", json_out=tmp_path / "r.json", progress=False
+    )
+
+    assert json.loads((tmp_path / "r.json").read_text()) == result
+    assert result["split"] == result["metrics"]["split"] == "unseen_test"
+    assert result["metrics"]["images"] == 16 and "mask_iou" in result["metrics"] and "depth_rmse" in result["metrics"]
+    difference, depth = result["baselines"]["difference_mask"], result["baselines"]["background_depth"]
+    assert difference["threshold_split"] == result["threshold_split"] == "unseen_train" == chosen_on[0]
+    assert difference["mask_iou"] > 0.2 and "depth_rmse" not in difference
+    assert depth["depth_rmse"] < result["metrics"]["depth_rmse"] and "mask_iou" not in depth
+    test_ids = set(load_splits(dataset)["unseen"]["test"])
+    threshold_ids = next(ids for split, ids in splits_used if split == "unseen_train")
+    assert threshold_ids and not threshold_ids & test_ids
+
+
+def test_evaluate_cli_saves_one_mask_and_one_depth_per_sample(dataset, trained, tmp_path):
+    predictions = tmp_path / "pred"
+    args = ["evaluate", "--data", str(dataset), "--checkpoint", str(trained), "--split", "unseen_test"]
+    assert main([*args, "--json", str(tmp_path / "r.json"), "--save-predictions", str(predictions)]) == 0
+    test_ids = load_splits(dataset)["unseen"]["test"]
+    assert sorted(p.stem for p in (predictions / "mask").glob("*.png")) == [f"{i:07d}" for i in sorted(test_ids)]
+    assert len(list((predictions / "depth").glob("*.png"))) == len(test_ids)
+    assert json.loads((tmp_path / "r.json").read_text())["split"] == "unseen_test"
+
+
+class NaNAfter(nn.Module):
+    """fgbg_net whose training outputs turn NaN after `good` forward passes."""
+
+    def __init__(self, good: int):
+        super().__init__()
+        self.net, self.good, self.calls = build_model("fgbg_net"), good, 0
+
+    def forward(self, bg, fg_bg):
+        out = self.net(bg, fg_bg)
+        if self.training:
+            self.calls += 1
+            if self.calls > self.good:
+                out = {"mask": out["mask"] * float("nan"), "depth": out["depth"]}
+        return out
+
+
+def test_nan_loss_stops_with_a_clear_error_and_valid_checkpoints(dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "build_model", lambda name: NaNAfter(good=7))
+    config = quick_config(dataset, tmp_path / "nan", steps=20, checkpoint_every_steps=3)
+    with pytest.raises(NonFiniteLossError, match=r"step 7: non-finite loss.*last good checkpoint: .*step_0000006"):
+        train(config)
+    checkpoints = sorted(p.name for p in (tmp_path / "nan" / "checkpoints").iterdir())
+    assert checkpoints == ["best.pt", "last.pt", "step_0000003.pt", "step_0000006.pt"]
+    last = load_checkpoint(tmp_path / "nan" / "checkpoints" / "last.pt")
+    assert last["step"] == 6 and all(torch.isfinite(t).all() for t in last["model"].values() if t.is_floating_point())
+
+
+def test_minutes_alone_fixes_steps_in_the_config(dataset, tmp_path):
+    config = quick_config(dataset, tmp_path / "timed", steps=None, minutes=0.05)
+    summary = train(config)
+    recorded = json.loads((tmp_path / "timed" / "config.json").read_text())
+    assert recorded["steps"] >= 1 and summary["steps"] <= recorded["steps"]
+    assert load_checkpoint(tmp_path / "timed" / "checkpoints" / "last.pt")["config"]["steps"] == recorded["steps"]
