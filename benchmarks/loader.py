@@ -1,14 +1,19 @@
 """Loader throughput at 224 px, batch 64, 2 workers: the zip-backed loader, the virtual loader on
 the CPU, and the naive per-file PIL loader of the course notebooks, on the same samples.
 
-(a) FgBgDataset + make_loader (eval transform: to tensor + normalise), 2 workers.
-(b) VirtualFgBgDataset through make_loader (a batch per fetch), 2 workers, CPU.
+(a) FgBgDataset + make_loader (eval transform, output="uint8": uint8 tensors, normalised later
+    on the device by `prepare_batch`), 2 workers.
+(b) VirtualFgBgDataset(output="uint8") through make_loader (a batch per fetch, composed
+    box-locally with NumPy/OpenCV on the CPU), 2 workers.
 (c) the notebooks' loader: the same samples extracted (untimed) to fg_bg/, mask/, depth/ and
     bg/ folders; a Dataset opening four files per sample with PIL and torchvision's ToTensor,
     the background found as `index // samples_per_background`; DataLoader with 2 workers.
 
 Prints samples/s, ratios a/c and b/c (targets >= 3 and >= 10), the time to the first batch of
-each (target <= 2 s) and the RSS of (a)'s process tree at the start and end of an epoch (flat).
+each (target <= 2 s), for information (b') = (b) with workers=0 (no transport between processes)
+and the RSS of (a)'s process tree at the start and end of an epoch (flat),
+and, for information, what `prepare_batch` (uint8 -> normalised float32) costs per batch when
+the device is this CPU (on a GPU it runs there, after a 4x smaller copy).
 One run; the three loaders run one after another on the same machine.
 """
 
@@ -29,7 +34,7 @@ from torchvision.transforms import ToTensor
 from fgbg_utils.build import BuildConfig, make_dataset
 from fgbg_utils.data import FgBgDataset, VirtualFgBgDataset, make_loader, read_index_arrays
 from fgbg_utils.store import MANIFEST_NAME, member_names, read_manifest, shard_name
-from fgbg_utils.transforms import make_transforms
+from fgbg_utils.transforms import BatchNormaliser, make_transforms, prepare_batch
 
 BATCH = 64
 WORKERS = 2
@@ -112,18 +117,35 @@ def main() -> None:
     extract(args.root, naive_folder, samples)
     print(f"{args.root}: {n} samples at {size} px, batch {BATCH}, {WORKERS} workers, {psutil.cpu_count()} cores")
 
-    stored = FgBgDataset(args.root, split=samples, transform=make_transforms(size, train=False, stats=manifest))
+    transform = make_transforms(size, train=False, stats=manifest, output="uint8")
+    stored = FgBgDataset(args.root, split=samples, transform=transform)
     a = run(make_loader(stored, BATCH, workers=WORKERS, device="cpu", persistent_workers=False), n, True)
-    virtual = VirtualFgBgDataset(args.root, split=samples)
+    virtual = VirtualFgBgDataset(args.root, split=samples, output="uint8")
     b = run(make_loader(virtual, BATCH, workers=WORKERS, device="cpu", persistent_workers=False), n)
+    b0 = run(make_loader(virtual, BATCH, workers=0, device="cpu"), n)
     naive = NaiveDataset(naive_folder, samples, manifest["counts"]["samples_per_background"])
     c = run(DataLoader(naive, batch_size=BATCH, num_workers=WORKERS), n)
 
-    rows = [("(a) zip shards, FgBgDataset", a), ("(b) virtual, composed on CPU", b), ("(c) naive per-file PIL", c)]
+    rows = [
+        ("(a) zip shards, FgBgDataset", a),
+        ("(b) virtual, composed on CPU", b),
+        ("(b') virtual, CPU, in-process", b0),
+        ("(c) naive per-file PIL", c),
+    ]
     for name, result in rows:
         print(f"{name:32s} {result['rate']:8.0f} samples/s   first batch {result['first']:5.2f} s")
     print(f"a/c = {a['rate'] / c['rate']:.1f}x (target >= 3x)   b/c = {b['rate'] / c['rate']:.1f}x (target >= 10x)")
     print(f"RSS of (a) incl. workers: {a['rss'][0]:.0f} MB after the first batch, {a['rss'][1]:.0f} MB at the end")
+    batch = virtual.batch(np.arange(BATCH))
+    normaliser = BatchNormaliser(manifest)
+    prepare_batch(batch, "cpu", normaliser)
+    started = time.perf_counter()
+    for _ in range(5):
+        prepare_batch(batch, "cpu", normaliser)
+    per_batch = (time.perf_counter() - started) / 5
+    print(
+        f"prepare_batch on this CPU (1 thread): {per_batch * 1e3:.0f} ms per batch of {BATCH} (not in the rates above)"
+    )
 
 
 if __name__ == "__main__":

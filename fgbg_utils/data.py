@@ -7,6 +7,12 @@ Sample format (both datasets): a dict with ``bg`` and ``fg_bg`` (3xHxW float32),
 / 255; with one (``fgbg_utils.transforms.make_transforms``) the transform gets the uint8 arrays
 ``bg``, ``fg_bg`` (HxWx3), ``mask`` (HxW, 0/1) and ``depth`` (HxW) and returns the tensors.
 
+uint8 transport: ``output="uint8"`` (either dataset) gives the same images as uint8 tensors
+instead (bg, fg_bg 3xHxW; mask 1xHxW 0/1; depth 1xHxW 0..255; with a transform: its
+augmentation without the normalisation), a quarter of the bytes a worker ships and no per-sample
+float work. ``fgbg_utils.transforms.prepare_batch`` moves such a batch to the device and converts
+it there to the float format (equal to the float path's values).
+
 ``FgBgDataset`` reads the stored members straight from the zip shards: one ZipFile handle per
 shard per process, opened lazily and reopened after a fork (the handles never travel in a
 pickle), and a small per-process cache of decoded backgrounds.
@@ -43,6 +49,7 @@ from .store import (
     shard_name,
     write_json_atomic,
 )
+from .transforms import OUTPUTS, uint8_tensors
 
 SPLITS_NAME = "splits.json"
 SPLIT_NAMES = ("all", "train", "test", "unseen_train", "unseen_test")
@@ -215,6 +222,24 @@ def to_tensors(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     }
 
 
+def sample_tensors(arrays: dict[str, np.ndarray], transform, output: str = "float") -> dict[str, torch.Tensor]:
+    """One sample's uint8 arrays as tensors: through `transform` if any, else `to_tensors`; with
+    ``output="uint8"`` uint8 tensors (a transform's augmentation only, no normalisation)."""
+    if transform is None:
+        return to_tensors(arrays) if output == "float" else uint8_tensors(arrays)
+    if output == "uint8" and getattr(transform, "output", "float") != "uint8":
+        if not hasattr(transform, "augment"):
+            raise ValueError("output='uint8' needs a transform with an augment() method or output='uint8'")
+        return uint8_tensors(transform.augment(**arrays))
+    return transform(**arrays)
+
+
+def _check_output(output: str) -> str:
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+    return output
+
+
 def _ids(index: dict[str, np.ndarray], position: int) -> dict[str, int]:
     return {
         "sample": int(index["sample"][position]),
@@ -243,6 +268,7 @@ class FgBgDataset(Dataset):
     decode, naming the shard and member; `on_error="skip"` replaces such a sample by the next
     good one and counts it in `skipped` (per process: each DataLoader worker counts its own) and
     `errors` (the messages). `verify=True` checks every file's sha256 against the manifest first.
+    `output="uint8"` gives uint8 tensors (see the module's doc), for `prepare_batch` on the device.
     """
 
     def __init__(
@@ -253,7 +279,9 @@ class FgBgDataset(Dataset):
         on_error: str = "raise",
         verify: bool = False,
         bg_cache: int = 8,
+        output: str = "float",
     ):
+        self.output = _check_output(output)
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self.root = Path(root)
@@ -360,7 +388,7 @@ class FgBgDataset(Dataset):
 
     def _get(self, i: int) -> dict:
         arrays = self.load_arrays(i)
-        out = self.transform(**arrays) if self.transform is not None else to_tensors(arrays)
+        out = sample_tensors(arrays, self.transform, self.output)
         out.update(_ids(self.index, self.positions[i]))
         return out
 
@@ -382,12 +410,28 @@ class FgBgDataset(Dataset):
 # --- the virtual dataset ------------------------------------------------------------------
 
 
+def _batch_buffer(shape: tuple[int, ...]) -> torch.Tensor:
+    """An uninitialised uint8 tensor; in a DataLoader worker allocated in shared memory, as
+    torch's default_collate does, so that sending it to the main process copies nothing."""
+    if torch.utils.data.get_worker_info() is None:
+        return torch.empty(shape, dtype=torch.uint8)
+    storage = torch.UntypedStorage._new_shared(int(np.prod(shape)))
+    return torch.empty(0, dtype=torch.uint8).set_(storage).view(shape)
+
+
 class VirtualFgBgDataset(Dataset):
     """Samples composed on the fly from index.csv, bg/ and fg/, a batch at a time on `device`.
 
     Backgrounds, background depths and the foreground pyramid levels the split uses
     (`fgbg_utils.compose.prepare_foreground`, plain and mirrored) are held on the device once.
-    A batch then costs, per sample, one bilinear `F.interpolate` of the pyramid level that
+
+    On a CPU device each sample is composed box-locally with NumPy/OpenCV, the builder's own
+    arithmetic (`fgbg_utils.compose.compose` and `fgbg_utils.depth.paste_depth`): the background
+    and its depth are copied into a preallocated uint8 batch, the pyramid level is resized with
+    cv2 (`resize_premultiplied`) and blended only inside the box, and mask and depth are set only
+    inside the box. fg_bg then equals `compose` exactly, mask and depth the stored files.
+
+    On other devices (CUDA) a batch costs, per sample, one bilinear `F.interpolate` of the pyramid level that
     `resize_premultiplied` would pick (its 4 channels: premultiplied colour and alpha) pasted
     into full-frame colour and alpha canvases; then one batched blend
     ``floor(bg * (1 - a) + c + 0.5)``, mask ``a >= 0.5`` and depth = the background's depth
@@ -405,7 +449,9 @@ class VirtualFgBgDataset(Dataset):
 
     `size` (None = the build's size) resizes the composed batch: bilinear for images, nearest
     for mask and depth. `transform` (e.g. `make_transforms`) is applied per sample on the CPU
-    to the uint8 arrays, like `FgBgDataset`'s. `batch(positions)` gives a batched dict;
+    to the uint8 arrays, like `FgBgDataset`'s. `output="uint8"` returns uint8 batches (see the
+    module's doc; with `size` != the build's size the resize is done in float and rounded).
+    `batch(positions)` gives a batched dict;
     `__getitem__` and `__getitems__` make it usable with a DataLoader too (`make_loader`).
     """
 
@@ -416,7 +462,9 @@ class VirtualFgBgDataset(Dataset):
         size: int | None = None,
         device: str | torch.device = "cpu",
         transform=None,
+        output: str = "float",
     ):
+        self.output = _check_output(output)
         self.root = Path(root)
         self.device = torch.device(device)
         manifest = read_manifest(self.root)
@@ -477,6 +525,43 @@ class VirtualFgBgDataset(Dataset):
     def compose_batch(self, positions: Sequence[int]) -> dict[str, torch.Tensor]:
         """uint8 tensors on the device for split positions: bg, fg_bg (Bx3xSxS), mask (Bx1xSxS,
         0/1) and depth (Bx1xSxS), at the build's size."""
+        if self.device.type == "cpu":
+            return self._compose_cpu(positions)
+        return self._compose_torch(positions)
+
+    def _compose_cpu(self, positions: Sequence[int]) -> dict[str, torch.Tensor]:
+        """Box-local composition into preallocated uint8 arrays; the same float32 operations, in
+        the same order, as `compose` (fg_bg, mask) and `paste_depth` (depth)."""
+        rows = np.asarray(positions, dtype=np.int64)
+        n, s = len(rows), self.build_size
+        bg_rgb, bg_depth = self.bg_rgb.numpy(), self.bg_depth.numpy()
+        bg_ids = self._ix["bg"][rows]
+        out = {key: _batch_buffer((n, c, s, s)) for key, c in (("bg", 3), ("fg_bg", 3), ("mask", 1), ("depth", 1))}
+        bg, fg_bg, mask, depth = (out[k].numpy() for k in ("bg", "fg_bg", "mask", "depth"))
+        np.take(bg_rgb, bg_ids, axis=0, out=bg)
+        fg_bg[...] = bg
+        np.take(bg_depth, bg_ids, axis=0, out=depth)
+        mask.fill(0)
+        xs, ys, ws, hs = (self._ix[k][rows] for k in ("x", "y", "w", "h"))
+        fgs, flips, levels = self._ix["fg"][rows], self._ix["flip"][rows], self.level[rows]
+        for b in range(n):
+            x, y, w, h = int(xs[b]), int(ys[b]), int(ws[b]), int(hs[b])
+            source = self._levels[(int(fgs[b]), int(flips[b]), int(levels[b]))]
+            patch = cv2.resize(source, (w, h), interpolation=cv2.INTER_LINEAR)  # = resize_premultiplied
+            alpha = patch[..., 3]
+            box = (slice(y, y + h), slice(x, x + w))
+            region = fg_bg[b][(slice(None), *box)].astype(np.float32)
+            region *= 1.0 - alpha
+            region += patch[..., :3].transpose(2, 0, 1)
+            region += 0.5
+            fg_bg[b][(slice(None), *box)] = region.astype(np.uint8)
+            inside = alpha >= MASK_THRESHOLD
+            mask[b, 0][box] = inside
+            depth[b, 0][box][inside] = self.foot_value[rows[b]]
+        return out
+
+    def _compose_torch(self, positions: Sequence[int]) -> dict[str, torch.Tensor]:
+        """Full-frame batched composition on the device (see the class doc)."""
         rows = np.asarray(positions, dtype=np.int64)
         ix = {k: v[rows] for k, v in self._ix.items()}
         bg_ids = torch.from_numpy(ix["bg"].astype(np.int64)).to(self.device)
@@ -516,15 +601,21 @@ class VirtualFgBgDataset(Dataset):
         if self.transform is not None:
             arrays = {k: v.cpu().numpy() for k, v in composed.items()}
             samples = [
-                self.transform(
-                    bg=arrays["bg"][b].transpose(1, 2, 0),
-                    fg_bg=arrays["fg_bg"][b].transpose(1, 2, 0),
-                    mask=arrays["mask"][b, 0],
-                    depth=arrays["depth"][b, 0],
+                sample_tensors(
+                    {
+                        "bg": arrays["bg"][b].transpose(1, 2, 0),
+                        "fg_bg": arrays["fg_bg"][b].transpose(1, 2, 0),
+                        "mask": arrays["mask"][b, 0],
+                        "depth": arrays["depth"][b, 0],
+                    },
+                    self.transform,
+                    self.output,
                 )
                 for b in range(len(rows))
             ]
             out = {k: torch.stack([sample[k] for sample in samples]).to(self.device) for k in samples[0]}
+        elif self.output == "uint8" and self.size == self.build_size:
+            out = dict(composed)
         else:
             out = {
                 "bg": composed["bg"].float().div_(255.0),
@@ -538,6 +629,12 @@ class VirtualFgBgDataset(Dataset):
                     out[key] = F.interpolate(out[key], size=size, mode="bilinear", align_corners=False, antialias=True)
                 for key in ("mask", "depth"):
                     out[key] = F.interpolate(out[key], size=size, mode="nearest-exact")
+            if self.output == "uint8":
+                out["bg"], out["fg_bg"] = (
+                    out[k].mul(255.0).round_().clamp_(0, 255).to(torch.uint8) for k in ("bg", "fg_bg")
+                )
+                out["mask"] = out["mask"].to(torch.uint8)
+                out["depth"] = out["depth"].mul(255.0).round_().to(torch.uint8)
         positions_in_index = self.positions[rows]
         out["sample"] = torch.from_numpy(self.index["sample"][positions_in_index].astype(np.int64))
         out["bg_id"] = torch.from_numpy(self.index["bg"][positions_in_index].astype(np.int64))

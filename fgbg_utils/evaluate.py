@@ -23,7 +23,7 @@ from .models import build_model
 from .runtime import default_device
 from .store import member_names, read_manifest, read_png, write_json_atomic, write_png
 from .train import load_checkpoint, task_outputs
-from .transforms import make_transforms
+from .transforms import BatchNormaliser, make_transforms, prepare_batch
 
 THRESHOLD_CANDIDATES = tuple(np.round(np.arange(0.02, 0.52, 0.02), 2).tolist())
 SCORED = {"model": "probs", "difference_mask": "binary", "background_depth": "probs"}
@@ -77,7 +77,9 @@ def choose_threshold(root: Path, split: str, transform, batch_size: int, limit: 
     if limit and limit < len(dataset):
         dataset = Subset(dataset, np.linspace(0, len(dataset) - 1, limit).astype(int).tolist())
     loader = make_loader(dataset, batch_size=batch_size, workers=0, device="cpu")
-    pairs = ({**raw_images(batch, transform), "mask": batch["mask"]} for batch in loader)
+    normaliser = BatchNormaliser(transform.stats)
+    batches = (prepare_batch(batch, "cpu", normaliser) for batch in loader)
+    pairs = ({**raw_images(batch, transform), "mask": batch["mask"]} for batch in batches)
     choice = choose_difference_threshold(pairs, THRESHOLD_CANDIDATES, split=split)
     return {"threshold": choice.threshold, "threshold_split": split, "threshold_train_iou": choice.iou}
 
@@ -112,7 +114,8 @@ def evaluate(
     state = load_checkpoint(checkpoint, map_location=device)
     manifest = read_manifest(root)
     size = evaluation_size(state["config"], manifest)
-    transform = make_transforms(size, train=False, stats=manifest["statistics"])
+    transform = make_transforms(size, train=False, stats=manifest["statistics"], output="uint8")
+    normaliser = BatchNormaliser(manifest["statistics"]).to(device)
     threshold = choose_threshold(root, threshold_split(split), transform, batch_size, threshold_samples)
     model = load_model(state, device)
     dataset = FgBgDataset(root, split, transform=transform)
@@ -122,7 +125,7 @@ def evaluate(
     loader = make_loader(dataset, batch_size=batch_size, workers=0, device=device)
     with torch.no_grad():
         for batch in tqdm(loader, desc=f"evaluate {split}", disable=not progress):
-            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            batch = prepare_batch(batch, device, normaliser)
             outputs = model(batch["bg"], batch["fg_bg"])
             scores["model"].update(task_outputs(outputs, mode), batch)
             raw = raw_images(batch, transform)

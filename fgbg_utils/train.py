@@ -43,7 +43,7 @@ from .metrics import MetricAccumulator
 from .models import DEFAULT_MODEL, build_model
 from .runtime import default_device, worker_context
 from .store import atomic_path, read_manifest, write_bytes_atomic, write_json_atomic
-from .transforms import make_transforms
+from .transforms import BatchNormaliser, make_transforms, prepare_batch
 
 SPLIT_FAMILIES = {"unseen": ("unseen_train", "unseen_test"), "random": ("train", "test")}
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -335,15 +335,12 @@ def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def to_device(batch: dict, device: torch.device, channels_last: bool) -> dict:
-    moved = {}
-    for key, value in batch.items():
-        if torch.is_tensor(value):
-            value = value.to(device, non_blocking=True)
-            if channels_last and key in ("bg", "fg_bg"):
-                value = value.contiguous(memory_format=torch.channels_last)
-        moved[key] = value
-    return moved
+def to_device(
+    batch: dict, device: torch.device, channels_last: bool, normaliser: BatchNormaliser | None = None
+) -> dict:
+    """A loader's batch on the device in the float format: the loaders carry uint8 (a quarter of
+    the bytes from the workers), converted on the device by `normaliser` (`prepare_batch`)."""
+    return prepare_batch(batch, device, normaliser, channels_last=channels_last)
 
 
 class StepTimer:
@@ -445,6 +442,7 @@ class Run:
         self.out = Path(config.out)
         manifest = read_manifest(Path(config.data))
         self.stats = manifest["statistics"]
+        self.normaliser = BatchNormaliser(self.stats).to(self.device)
         self.sizes = config.sizes or (int(manifest["generation"]["parameters"]["size"]),)
         train_split, self.val_split = split_names(config.split)
         self.train_set = limited(FgBgDataset(config.data, train_split), config.train_limit)
@@ -486,7 +484,9 @@ class Run:
         return torch.autocast(self.device.type, dtype=self.dtype)
 
     def use_size(self, dataset: Dataset, size: int, train: bool) -> None:
-        _base(dataset).transform = make_transforms(size, train=train and self.config.augment, stats=self.stats)
+        _base(dataset).transform = make_transforms(
+            size, train=train and self.config.augment, stats=self.stats, output="uint8"
+        )
 
     def loader(self, size: int, stop_step: int):
         """Batches from the current position to the end of the epoch, the next size change or
@@ -519,7 +519,7 @@ class Run:
 
     def step(self, batch: dict, timer: StepTimer) -> None:
         """One optimizer step, timed by block."""
-        batch = to_device(batch, self.device, self.config.channels_last)
+        batch = to_device(batch, self.device, self.config.channels_last, self.normaliser)
         timer.mark("data")
         self.model.train()
         with self.autocast():
@@ -549,7 +549,7 @@ class Run:
         accumulator = MetricAccumulator(self.val_split, mask_from="probs")
         model = self.module.eval()
         for batch in loader:
-            batch = to_device(batch, self.device, self.config.channels_last)
+            batch = to_device(batch, self.device, self.config.channels_last, self.normaliser)
             with self.autocast():
                 outputs = model(batch["bg"], batch["fg_bg"])
             accumulator.update(task_outputs(outputs, self.config.mode), batch)
@@ -695,7 +695,7 @@ def time_steps(run: Run, model: nn.Module, optimizer: torch.optim.Optimizer, siz
     """Mean seconds of a training step at `size` after one warm-up step."""
     run.use_size(run.train_set, size, train=True)
     loader = make_loader(run.train_set, batch_size=run.config.batch_size, workers=0, device=run.device)
-    batch = to_device(next(iter(loader)), run.device, run.config.channels_last)
+    batch = to_device(next(iter(loader)), run.device, run.config.channels_last, run.normaliser)
     timings = []
     for _ in range(CALIBRATION_STEPS + 1):
         begin = time.perf_counter()

@@ -25,6 +25,10 @@ Choices:
   ``fg_bg_decoded`` statistics (the JPEGs as a loader sees them) when `stats` has them, else
   ``fg_bg``. mask stays 0/1 and depth 0..1 (targets, not normalised).
 - **Evaluation** (`train=False`) is only Resize, normalisation and tensors.
+- **uint8 transport.** `output="uint8"` makes the transform stop before normalisation and
+  return uint8 tensors (bg, fg_bg 3xSxS; mask 1xSxS 0/1; depth 1xSxS 0..255): a quarter of the
+  bytes to ship from a worker and no per-sample float work. `BatchNormaliser` / `prepare_batch`
+  then move the batch to the device and convert it there, to the same values as the float path.
 """
 
 from __future__ import annotations
@@ -50,9 +54,24 @@ def _normalise(image: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> torch
     return planes.mul_(torch.from_numpy(scale).view(3, 1, 1)).add_(torch.from_numpy(shift).view(3, 1, 1))
 
 
+def uint8_tensors(arrays: dict) -> dict[str, torch.Tensor]:
+    """uint8 arrays bg, fg_bg (HxWx3), mask (HxW, 0/1), depth (HxW) as uint8 CxHxW tensors."""
+    return {
+        "bg": torch.from_numpy(np.ascontiguousarray(arrays["bg"].transpose(2, 0, 1))),
+        "fg_bg": torch.from_numpy(np.ascontiguousarray(arrays["fg_bg"].transpose(2, 0, 1))),
+        "mask": torch.from_numpy(np.ascontiguousarray(arrays["mask"]))[None],
+        "depth": torch.from_numpy(np.ascontiguousarray(arrays["depth"]))[None],
+    }
+
+
+OUTPUTS = ("float", "uint8")
+
+
 class FgBgTransform:
     """Callable on uint8 arrays bg, fg_bg (HxWx3), mask (HxW, 0/1), depth (HxW); returns float32
-    tensors bg, fg_bg (3xSxS, normalised), mask (1xSxS, 0/1) and depth (1xSxS, 0..1)."""
+    tensors bg, fg_bg (3xSxS, normalised), mask (1xSxS, 0/1) and depth (1xSxS, 0..1), or with
+    ``output="uint8"`` the same as uint8 tensors before normalisation (`uint8_tensors`; convert
+    a batch of them on the device with `BatchNormaliser`)."""
 
     def __init__(
         self,
@@ -62,8 +81,12 @@ class FgBgTransform:
         photometric: bool = True,
         geometric: bool = True,
         seed: int | None = None,
+        output: str = "float",
     ):
-        self.size, self.train = size, train
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+        self.size, self.train, self.output = size, train, output
+        self.stats = stats
         linear, nearest = cv2.INTER_LINEAR, cv2.INTER_NEAREST
         steps: list = []
         if train and geometric:
@@ -101,6 +124,8 @@ class FgBgTransform:
 
     def __call__(self, bg: np.ndarray, fg_bg: np.ndarray, mask: np.ndarray, depth: np.ndarray) -> dict:
         out = self.augment(bg, fg_bg, mask, depth)
+        if self.output == "uint8":
+            return uint8_tensors(out)
         return {
             "bg": _normalise(out["bg"], self.bg_scale, self.bg_shift),
             "fg_bg": _normalise(out["fg_bg"], self.fg_scale, self.fg_shift),
@@ -118,11 +143,90 @@ class FgBgTransform:
 
 
 def make_transforms(
-    size: int, train: bool, stats: dict, photometric: bool = True, seed: int | None = None
+    size: int, train: bool, stats: dict, photometric: bool = True, seed: int | None = None, output: str = "float"
 ) -> FgBgTransform:
     """The course's augmentation at `size` pixels (train) or just resize + normalise (eval).
 
     `stats` is a manifest or its ``statistics`` (per kind ``mean``/``std`` on the 0..1 scale);
-    `seed` fixes albumentations' random draws (reproducible augmentation).
+    `seed` fixes albumentations' random draws (reproducible augmentation); `output="uint8"`
+    returns uint8 tensors to be normalised on the device (`BatchNormaliser`).
     """
-    return FgBgTransform(size, train, stats, photometric=photometric, seed=seed)
+    return FgBgTransform(size, train, stats, photometric=photometric, seed=seed, output=output)
+
+
+# --- on-device conversion of uint8 batches ---------------------------------------------------
+
+
+class BatchNormaliser:
+    """Converts a uint8 batch (bg, fg_bg Bx3xHxW; mask Bx1xHxW 0/1; depth Bx1xHxW 0..255), on
+    whatever device it lives, to the float format of the float path: bg and fg_bg normalised with
+    `stats` exactly as `FgBgTransform` does (``x * scale + shift`` in float32, the same
+    constants), mask float {0, 1}, depth float / 255. `stats=None` gives images / 255 (the
+    datasets' format without a transform, bit for bit). Float tensors pass through unchanged, so a batch from
+    a float loader is accepted too. `.to(device)` moves the constants.
+    """
+
+    def __init__(self, stats: dict | None = None, device: str | torch.device = "cpu"):
+        self.stats = stats
+        if stats is None:
+            scale = np.full(3, 1.0 / 255.0, dtype=np.float32)
+            self._constants = {"bg": (scale, None), "fg_bg": (scale, None)}
+        else:
+            bg_mean, bg_std = _stats(stats, "bg")
+            table = stats.get("statistics", stats)
+            fg_mean, fg_std = _stats(stats, "fg_bg_decoded" if "fg_bg_decoded" in table else "fg_bg")
+            self._constants = {
+                "bg": (1.0 / (255.0 * bg_std), -bg_mean / bg_std),
+                "fg_bg": (1.0 / (255.0 * fg_std), -fg_mean / fg_std),
+            }
+        self.to(device)
+
+    def to(self, device: str | torch.device) -> BatchNormaliser:
+        self.device = torch.device(device)
+        self.constants = {
+            key: tuple(None if c is None else torch.from_numpy(c).view(1, 3, 1, 1).to(self.device) for c in pair)
+            for key, pair in self._constants.items()
+        }
+        return self
+
+    def __call__(self, batch: dict) -> dict:
+        out = dict(batch)
+        for key in ("bg", "fg_bg"):
+            value = batch.get(key)
+            if torch.is_tensor(value) and value.dtype == torch.uint8:
+                scale, shift = self.constants[key]
+                if scale.device != value.device:
+                    scale, shift = scale.to(value.device), None if shift is None else shift.to(value.device)
+                image = value.float()
+                out[key] = image.div_(255.0) if shift is None else image.mul_(scale).add_(shift)
+        if torch.is_tensor(batch.get("mask")) and batch["mask"].dtype == torch.uint8:
+            out["mask"] = batch["mask"].float()
+        if torch.is_tensor(batch.get("depth")) and batch["depth"].dtype == torch.uint8:
+            out["depth"] = batch["depth"].float().div_(255.0)
+        return out
+
+
+def prepare_batch(
+    batch: dict,
+    device: str | torch.device,
+    normaliser: BatchNormaliser | None = None,
+    channels_last: bool = False,
+) -> dict:
+    """A batch on `device` in the float format: tensors moved non_blocking (from pinned memory on
+    CUDA; pinned here if the loader did not), uint8 images, mask and depth converted there by
+    `normaliser` (None = `BatchNormaliser(None)`: images / 255). Non-tensor values pass through.
+    `channels_last` lays bg and fg_bg out NHWC (after the conversion)."""
+    device = torch.device(device)
+    moved = {}
+    for key, value in batch.items():
+        if torch.is_tensor(value):
+            if device.type == "cuda" and value.device.type == "cpu" and not value.is_pinned():
+                value = value.pin_memory()
+            value = value.to(device, non_blocking=True)
+        moved[key] = value
+    out = (normaliser or BatchNormaliser(None, device))(moved)
+    if channels_last:
+        for key in ("bg", "fg_bg"):
+            if torch.is_tensor(out.get(key)) and out[key].dim() == 4:
+                out[key] = out[key].contiguous(memory_format=torch.channels_last)
+    return out

@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from fgbg_utils.compose import Box, compose, prepare_foreground
 from fgbg_utils.data import (
     FgBgDataset,
     VirtualFgBgDataset,
@@ -22,8 +23,9 @@ from fgbg_utils.data import (
     read_index_arrays,
     verify_shards,
 )
-from fgbg_utils.store import INDEX_COLUMNS, member_names, read_index, read_manifest, shard_name
-from fgbg_utils.transforms import make_transforms
+from fgbg_utils.depth import GroundCamera, paste_depth
+from fgbg_utils.store import INDEX_COLUMNS, member_names, read_index, read_manifest, read_png, shard_name
+from fgbg_utils.transforms import BatchNormaliser, make_transforms, prepare_batch
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +127,64 @@ def test_virtual_samples_equal_the_stored_ones(data):
     # the object is really there: fg_bg differs from bg inside the mask
     inside = batch["mask"].expand_as(batch["fg_bg"]) > 0
     assert (batch["fg_bg"] != batch["bg"])[inside].float().mean() > 0.5
+
+
+def test_virtual_cpu_path_equals_compose_exactly(data):
+    """On the CPU the virtual dataset is the builder's routine: fg_bg equals `compose` and depth
+    `paste_depth` byte for byte, and the uint8 output is the float output's bytes."""
+    manifest = read_manifest(data)
+    virtual = VirtualFgBgDataset(data, output="uint8")
+    rows = np.arange(len(virtual))
+    batch = virtual.batch(rows)
+    assert batch["fg_bg"].dtype == batch["mask"].dtype == batch["depth"].dtype == torch.uint8
+    index = read_index_arrays(data)
+    for i in rows:
+        p = virtual.positions[i]
+        bg_info = manifest["backgrounds"][index["bg"][p]]
+        bg, bg_depth = read_png(data / bg_info["file"]), read_png(data / bg_info["depth_file"])
+        rgba = read_png(data / manifest["foregrounds"][index["fg"][p]]["file"])
+        box = Box(*(int(index[k][p]) for k in ("x", "y", "w", "h")))
+        fg_bg, mask = compose(bg, prepare_foreground(rgba, flip=bool(index["flip"][p])), box)
+        depth = paste_depth(bg_depth, mask, box.as_tuple(), GroundCamera(**bg_info["camera"]))
+        assert np.array_equal(batch["fg_bg"][i].permute(1, 2, 0).numpy(), fg_bg), f"fg_bg of sample {i}"
+        assert np.array_equal(batch["mask"][i, 0].numpy() * 255, mask), f"mask of sample {i}"
+        assert np.array_equal(batch["depth"][i, 0].numpy(), depth), f"depth of sample {i}"
+        assert np.array_equal(batch["bg"][i].permute(1, 2, 0).numpy(), bg)
+    as_float = VirtualFgBgDataset(data).batch(rows)
+    prepared = prepare_batch(batch, "cpu")
+    assert all(torch.equal(prepared[k], as_float[k]) for k in as_float)
+
+
+def test_uint8_batches_prepared_on_the_device_equal_the_float_path(data):
+    """uint8 transport + `prepare_batch` gives the float path's values (within 1e-6), for the
+    eval and the (seeded) train transform, the raw datasets and the virtual one."""
+    manifest = read_manifest(data)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    normaliser = BatchNormaliser(manifest["statistics"]).to(device)
+    cases = []
+    for train in (False, True):
+        float_set = FgBgDataset(data, transform=make_transforms(64, train=train, stats=manifest, seed=5))
+        uint8_set = FgBgDataset(
+            data, transform=make_transforms(64, train=train, stats=manifest, seed=5, output="uint8")
+        )
+        cases.append((float_set, uint8_set, normaliser))
+    flagged = FgBgDataset(data, transform=make_transforms(96, train=False, stats=manifest), output="uint8")
+    cases.append((FgBgDataset(data, transform=make_transforms(96, train=False, stats=manifest)), flagged, normaliser))
+    cases.append((FgBgDataset(data), FgBgDataset(data, output="uint8"), BatchNormaliser(None).to(device)))
+    for float_set, uint8_set, norm in cases:
+        expected = next(iter(make_loader(float_set, batch_size=12, workers=0, device="cpu")))
+        raw = next(iter(make_loader(uint8_set, batch_size=12, workers=0, device="cpu")))
+        assert raw["bg"].dtype == raw["fg_bg"].dtype == raw["mask"].dtype == raw["depth"].dtype == torch.uint8
+        assert set(raw["mask"].unique().tolist()) <= {0, 1}
+        got = prepare_batch(raw, device, norm)
+        assert got.keys() == expected.keys()
+        for key, value in expected.items():
+            assert got[key].device.type == device and got[key].dtype == value.dtype, key
+            assert torch.allclose(got[key].cpu(), value, rtol=0, atol=1e-6), key
+    virtual = VirtualFgBgDataset(data, transform=make_transforms(64, train=False, stats=manifest), output="uint8")
+    expected = VirtualFgBgDataset(data, transform=make_transforms(64, train=False, stats=manifest)).batch([0, 3, 5])
+    got = prepare_batch(virtual.batch([0, 3, 5]), device, normaliser)
+    assert all(torch.allclose(got[k].cpu(), expected[k].float(), rtol=0, atol=1e-6) for k in ("bg", "fg_bg", "mask"))
 
 
 def test_virtual_loader_orders_and_resizes(data):
@@ -254,8 +314,9 @@ def test_worker_batches_equal_in_process_batches(data, context):
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_virtual_dataset_through_workers(data):
-    virtual = VirtualFgBgDataset(data, split="train")
+@pytest.mark.parametrize("output", ["float", "uint8"])
+def test_virtual_dataset_through_workers(data, output):
+    virtual = VirtualFgBgDataset(data, split="train", output=output)
     expected = list(VirtualLoader(virtual, batch_size=16))
     got = list(make_loader(virtual, batch_size=16, workers=2, device="cpu", multiprocessing_context="fork"))
     for a, b in zip(got, expected, strict=True):
