@@ -42,6 +42,7 @@ from .depth import GroundCamera, encode_depth
 from .store import (
     INDEX_COLUMNS,
     INDEX_NAME,
+    SPLITS_NAME,
     decode_image,
     member_names,
     read_manifest,
@@ -51,7 +52,6 @@ from .store import (
 )
 from .transforms import OUTPUTS, uint8_tensors
 
-SPLITS_NAME = "splits.json"
 SPLIT_NAMES = ("all", "train", "test", "unseen_train", "unseen_test")
 NUMERIC_COLUMNS = ("sample", "bg", "fg", "flip", "x", "y", "w", "h")
 FIXUP_BAND = 1e-4

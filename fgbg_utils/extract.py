@@ -40,6 +40,7 @@ from .stats import ChannelHistogram, merge_statistics
 from .store import (
     INDEX_NAME,
     MANIFEST_NAME,
+    SPLITS_NAME,
     ShardWriter,
     atomic_path,
     encode_jpeg,
@@ -54,7 +55,6 @@ from .store import (
     write_png,
 )
 
-SPLITS_NAME = "splits.json"
 COPY_CHUNK = 8 << 20
 COPY_ATTEMPTS = 3
 """Reads from Drive over FUSE fail now and then (Errno 5); each file is tried this often."""

@@ -28,6 +28,7 @@ ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 INDEX_COLUMNS = ("sample", "bg", "fg", "flip", "x", "y", "w", "h", "shard", "fg_bg", "mask", "depth")
 MANIFEST_NAME = "data_manifest.json"
 INDEX_NAME = "index.csv"
+SPLITS_NAME = "splits.json"
 SHARD_META = "meta.json"
 
 

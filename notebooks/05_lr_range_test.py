@@ -1,0 +1,116 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fgbg-kit/fgbg-kit/blob/main/notebooks/05_lr_range_test.ipynb)
+#
+# # 05 · Learning-rate range test
+#
+# Which learning rate? Train for a few dozen steps while the learning rate grows exponentially,
+# from far too small to far too large, and watch the loss: it stays flat, then falls, then blows
+# up. The best maximum learning rate for a one-cycle schedule sits where the loss falls fastest.
+# The model and optimizer are restored afterwards, so the sweep costs no training.
+#
+# The usual tool, torch-lr-finder, calls `model(inputs)` with one argument; the kit's models take
+# two inputs and return two outputs, so `fgbg_utils.lr_finder` does the sweep directly.
+
+# %%
+# Runtime setup. On Colab: fetch the kit and install what it needs; Colab's own torch and
+# torchvision are kept (never reinstalled).
+import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    if not os.path.exists("/content/fgbg-kit"):
+        subprocess.run(["git", "clone", "-q", "https://github.com/fgbg-kit/fgbg-kit", "/content/fgbg-kit"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/fgbg-kit"], check=True)
+    sys.path.insert(0, "/content/fgbg-kit")
+    os.chdir("/content/fgbg-kit/notebooks")
+
+from fgbg_utils.runtime import describe_runtime
+
+print(describe_runtime())
+
+# %% tags=["parameters"]
+# smoke: seconds (CI) · demo: 40,000 samples, about a minute on a laptop · full: the course's 400,000
+PROFILE = os.environ.get("FGBG_PROFILE", "demo")
+DATA_DIR = None  # default: runs/<PROFILE>/data
+MODEL = "fgbg_net"
+SIZE = 64  # the first size of the progressive-resizing schedule
+BATCH = 32
+STEPS = 100  # sweep length (the smoke profile uses fewer)
+
+# %%
+from pathlib import Path
+
+import torch
+
+from fgbg_utils.build import ensure_dataset, profile_config
+from fgbg_utils.data import FgBgDataset, make_loader
+from fgbg_utils.losses import FgBgLoss
+from fgbg_utils.lr_finder import lr_range_test
+from fgbg_utils.models import build_model
+from fgbg_utils.runtime import default_device, get_profile, runs_dir
+from fgbg_utils.transforms import BatchNormaliser, make_transforms, prepare_batch
+
+profile = get_profile(PROFILE)
+data_dir = Path(DATA_DIR) if DATA_DIR else runs_dir() / profile.name / "data"
+print(f"profile {profile.name}: {profile.samples:,} samples at {profile.size} px -> {data_dir}")
+manifest = ensure_dataset(data_dir, profile_config(profile))  # builds it if notebook 00 was not run
+device = default_device()
+torch.set_flush_denormal(True)  # on CPUs, near-zero activations (bg == fg_bg) are otherwise ~20x slower
+
+# %% [markdown]
+# ## The sweep
+#
+# Batches come from the `unseen` training split with the training augmentation, as uint8 from
+# the loader and normalised on the device. The loss is the training loss (BCE + Dice for the
+# mask, L1 + SSIM + gradient for depth).
+
+# %%
+steps = 12 if profile.name == "smoke" else STEPS
+transform = make_transforms(SIZE, train=True, stats=manifest, output="uint8", seed=0)
+loader = make_loader(
+    FgBgDataset(data_dir, "unseen_train", transform=transform, output="uint8"),
+    batch_size=BATCH,
+    shuffle=True,
+    workers=min(2, os.cpu_count() or 1),
+)
+normaliser = BatchNormaliser(manifest).to(device)
+batches = [prepare_batch(batch, device, normaliser) for batch, _ in zip(loader, range(steps), strict=False)]
+
+model = build_model(MODEL).to(device)
+optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+loss = FgBgLoss()
+before = {k: v.clone() for k, v in model.state_dict().items()}
+sweep = lr_range_test(
+    model, optimizer, lambda out, batch: loss(out, batch)[0], batches, start_lr=1e-5, end_lr=1.0, steps=steps
+)
+sweep.plot()
+print(f"suggested maximum learning rate: {sweep.suggestion:.2e} (diverged at the end: {sweep.diverged})")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("model restored after the sweep:", all(torch.equal(before[k], v) for k, v in model.state_dict().items()))
+print("optimizer restored:", optimizer.param_groups[0]["lr"] == 1e-3 and not optimizer.state_dict()["state"])
+print("learning rates grow geometrically:", all(b > a for a, b in zip(sweep.lrs, sweep.lrs[1:], strict=False)))
+
+# %% [markdown]
+# ## Using it
+#
+# Pass the suggestion (or a value a little below it) as the maximum learning rate of the
+# one-cycle schedule: `python -m fgbg_utils train ... --lr <value>` (see `train --help`). With too few
+# steps or a very noisy loss the curve is rough; rerun with more `STEPS` or a larger `BATCH`.
