@@ -612,10 +612,6 @@ def print_summary(result: BuildResult, file=sys.stdout) -> None:
     )
 
 
-def box_of(row: dict) -> Box:
-    return Box(row["x"], row["y"], row["w"], row["h"])
-
-
 def _copy_atomic(source: Path, target: Path) -> None:
     with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
