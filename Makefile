@@ -1,11 +1,16 @@
-# make demo  - build the demo dataset (and later run the notebooks) on the built-in assets
-# make test  - lint, unit tests, notebook pairing and nbval smoke runs
+# make demo  - run every notebooks/NN_*.ipynb headless in order in the demo profile (they build, verify and
+#              report the dataset, train and evaluate), writing the executed notebooks, their figures and
+#              timings to runs/demo/, then print a summary (runs/demo/summary.md). PROFILE=smoke for a quick
+#              check; DEMO_FLAGS=--update-notebooks also stores the executed notebooks back in notebooks/.
+# make test  - lint, unit tests, notebook pairing, nbval smoke runs and notebook 07 in headless Chromium
 # Both create .venv from the requirements when it is missing or older than them.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Debian's Chromium for tests/test_browser.py; FGBG_SKIP_BROWSER=1 skips that test and this install.
+CHROMIUM := $(if $(filter 1,$(FGBG_SKIP_BROWSER)),,/usr/bin/chromium)
 PROFILE ?= demo
 OUT ?= runs/$(PROFILE)
 
@@ -19,17 +24,21 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m fgbg_utils make-dataset --profile $(PROFILE) --out $(OUT)/data
+	$(BIN)/python -m fgbg_utils run-notebooks --profile $(PROFILE) --out $(OUT) $(DEMO_FLAGS)
 	$(BIN)/python -m fgbg_utils verify $(OUT)/data
-	$(BIN)/python -m fgbg_utils report $(OUT)/data
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 # One pytest run: the unit tests, and every notebook executed in the smoke profile with its
 # NBVAL_CHECK_OUTPUT cells compared against the outputs stored from a demo run.
-test: lint $(STAMP)
+test: lint $(STAMP) $(CHROMIUM)
 	FGBG_PROFILE=smoke $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env tests notebooks
+
+# Installed only when missing (apt needs root, as on CI's fresh machines).
+/usr/bin/chromium:
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
 
 sync: $(STAMP)
 	$(BIN)/jupytext --sync notebooks/*.ipynb

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .assets import AssetError
 from .build import BuildInputError, make_dataset, merge, print_summary, profile_config
-from .runtime import PROFILES, get_profile
+from .runtime import PROFILES, get_profile, repo_root, runs_dir
 from .store import MANIFEST_NAME, read_manifest, write_json_atomic
 
 
@@ -205,6 +205,56 @@ def evaluate_command(args) -> int:
     return 0
 
 
+def _add_run_notebooks(commands) -> None:
+    from .course import DEFAULT_TIMEOUT_MINUTES
+
+    root = repo_root()
+    p = commands.add_parser("run-notebooks", help="execute the course notebooks headless in order, then summarise")
+    p.add_argument("--profile", choices=sorted(PROFILES), default="demo", help="set as FGBG_PROFILE in every notebook")
+    p.add_argument("--out", type=Path, default=None, help="executed notebooks, figures, summary (default runs/PROFILE)")
+    p.add_argument(
+        "--notebooks",
+        type=Path,
+        default=(root if root else Path.cwd()) / "notebooks",
+        help="folder of the NN_*.ipynb notebooks (default: the kit's)",
+    )
+    p.add_argument(
+        "--timeout-minutes", type=float, default=DEFAULT_TIMEOUT_MINUTES, help="limit per notebook (stops a hung run)"
+    )
+    p.add_argument(
+        "--update-notebooks",
+        action="store_true",
+        help="copy the executed notebooks (with outputs) back into --notebooks and sync their .py pairs "
+        "(demo profile only: the committed outputs come from a demo run)",
+    )
+
+
+def run_notebooks_command(args) -> int:
+    from .course import NotebookFailed, run_notebooks, update_notebooks
+    from .run_summary import summarise, summary_markdown, write_summary
+
+    if args.update_notebooks and args.profile != "demo":
+        raise ValueError(
+            f"--update-notebooks stores the outputs the kit commits, which come from the demo profile, "
+            f"not {args.profile}"
+        )
+    out = args.out or runs_dir() / args.profile
+    try:
+        runs = run_notebooks(args.notebooks, out, args.profile, timeout_minutes=args.timeout_minutes)
+    except NotebookFailed as failure:
+        print(failure.details, file=sys.stderr)
+        print(f"error: {failure}", file=sys.stderr)
+        return 1
+    summary = summarise(runs_dir() / args.profile, out)
+    json_path, markdown_path = write_summary(out, summary)
+    print(summary_markdown(summary))
+    print(f"wrote {json_path} and {markdown_path}")
+    if args.update_notebooks:
+        updated = update_notebooks(runs, out, args.notebooks)
+        print(f"updated {len(updated)} notebooks and their .py pairs in {args.notebooks}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fgbg_utils", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -222,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sources", type=Path, nargs="*", help="other folders holding slices to copy in")
     _add_train(commands)
     _add_evaluate(commands)
+    _add_run_notebooks(commands)
     return parser
 
 
@@ -233,6 +284,7 @@ COMMANDS = {
     "merge": merge_command,
     "train": train_command,
     "evaluate": evaluate_command,
+    "run-notebooks": run_notebooks_command,
 }
 
 

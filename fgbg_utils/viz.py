@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -36,3 +37,13 @@ def show_images(
     figure.tight_layout()
     return figure
 
+
+def figure_png(figure, dpi: int = 100) -> bytes:
+    """The figure drawn by Matplotlib's Agg canvas as PNG bytes, whatever backend is active: the
+    same bytes in Jupyter, Colab, Voilà and a test (no display needed)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
