@@ -1,6 +1,7 @@
 """Training throughput of every registered network: images/s of forward + loss + backward +
 AdamW step on random bg/fg_bg pairs, at each size, in one run, with parameters and GFLOPs per
-sample (one forward, torch's flop counter) beside them.
+sample (one forward, torch's flop counter) beside them, and each rate as a ratio to the default
+model's (the first listed, fgbg_net by default) at the same size, measured in the same run.
 
 Synthetic inputs isolate the network from the data pipeline (the loop's own timing table in
 `timing.json` shows the data share). fg_bg differs from bg only in a pasted square, as in the
@@ -60,7 +61,9 @@ def images_per_second(name: str, size: int, batch_size: int, warmup: int, steps:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument(
+        "--models", nargs="+", default=list(MODELS), choices=list(MODELS), help="the first is the baseline"
+    )
     parser.add_argument("--sizes", nargs="+", type=int, default=[96, 224])
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=2)
@@ -71,14 +74,21 @@ def main() -> None:
     torch.set_flush_denormal(True)
     print(describe_runtime())
     print(f"batch {args.batch_size}, {args.warmup} warm-up + {args.steps} timed steps, forward+loss+backward+AdamW")
-    print(f"{'model':<22} {'params':>11} {'size':>5} {'GFLOPs/sample':>14} {'images/s':>9} {'ms/step':>9}")
+    print(
+        f"{'model':<22} {'params':>11} {'size':>5} {'GFLOPs/sample':>14} {'images/s':>9} {'ms/step':>9} {'x first':>8}"
+    )
+    baseline: dict[int, float] = {}
     for name in args.models:
         parameters = count_parameters(build_model(name))
         for size in args.sizes:
             gflops = flops_per_sample(build_model(name), size) / 1e9
             rate = images_per_second(name, size, args.batch_size, args.warmup, args.steps, device)
             step_ms = 1000 * args.batch_size / rate
-            print(f"{name:<22} {parameters:>11,} {size:>5} {gflops:>14.3f} {rate:>9.1f} {step_ms:>9.1f}", flush=True)
+            ratio = rate / baseline.setdefault(size, rate)
+            print(
+                f"{name:<22} {parameters:>11,} {size:>5} {gflops:>14.3f} {rate:>9.1f} {step_ms:>9.1f} {ratio:>8.3f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

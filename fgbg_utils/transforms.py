@@ -9,6 +9,13 @@ Choices:
   depth an extra ``mask`` target (``additional_targets={"bg": "image", "depth": "mask"}``).
   Mask-type targets use nearest-neighbour interpolation, so the mask stays exactly 0/1 and
   the depth keeps its stored levels (no smearing of the object's depth into the ground's).
+  Resize uses OpenCV's ``INTER_NEAREST_EXACT`` for them: it takes the source pixel under each
+  output pixel's centre, where ``INTER_LINEAR`` samples the images. Plain ``INTER_NEAREST``
+  takes ``floor(x * scale)``, about a third of an output pixel up and left of that centre at
+  224 -> 96 px; measured on the demo dataset, its 96 px masks agree with the image-aligned
+  (area-averaged) mask at only 0.73 mean IoU per image, against 0.95 for the exact variant: a
+  ceiling on any model's score. ``INTER_NEAREST_EXACT`` equals torch's ``nearest-exact``, which
+  the virtual dataset and the evaluation's background depth use.
   Borders that Affine uncovers are 0 in every image (black RGB, no mask, depth 0 = far).
 - **Colour is shared by the two RGB inputs only.** Brightness/contrast, hue/saturation and a
   little Gaussian noise touch bg and fg_bg (image-type targets), never mask or depth.
@@ -87,7 +94,7 @@ class FgBgTransform:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         self.size, self.train, self.output = size, train, output
         self.stats = stats
-        linear, nearest = cv2.INTER_LINEAR, cv2.INTER_NEAREST
+        linear, nearest, centred = cv2.INTER_LINEAR, cv2.INTER_NEAREST, cv2.INTER_NEAREST_EXACT
         steps: list = []
         if train and geometric:
             steps += [
@@ -102,7 +109,7 @@ class FgBgTransform:
                     p=0.7,
                 ),
             ]
-        steps.append(A.Resize(size, size, interpolation=linear, mask_interpolation=nearest))
+        steps.append(A.Resize(size, size, interpolation=linear, mask_interpolation=centred))
         if train and photometric:
             steps += [
                 A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.5),
