@@ -194,6 +194,12 @@ def _add_evaluate(commands) -> None:
     p.add_argument("--save-predictions", type=Path, default=None, help="folder for predicted mask/depth PNGs")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default=None)
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="score only this many evenly spaced samples of the split (the same ones each run)",
+    )
 
 
 def evaluate_command(args) -> int:
@@ -201,7 +207,7 @@ def evaluate_command(args) -> int:
 
     options = {k: v for k, v in vars(args).items() if k != "command"}
     result = evaluate(**options)
-    print(json.dumps({"split": result["split"], "metrics": result["metrics"]}, indent=1))
+    print(json.dumps({"split": result["split"], "samples": result["samples"], "metrics": result["metrics"]}, indent=1))
     return 0
 
 

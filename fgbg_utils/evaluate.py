@@ -71,11 +71,25 @@ class BackgroundDepths:
         return self.cache[bg]
 
 
+def evenly_spaced_positions(count: int, limit: int | None) -> list[int]:
+    """`limit` positions spread evenly over 0..count-1 (both ends included), or all of them: a
+    subset that covers every background and foreground of the split, the same on every call."""
+    if limit is None or limit >= count:
+        return list(range(count))
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1 sample, got {limit}")
+    return np.linspace(0, count - 1, limit).astype(int).tolist()
+
+
+def evenly_spaced(dataset: FgBgDataset, limit: int | None) -> FgBgDataset | Subset:
+    """`dataset`, or its `limit` evenly spaced samples (`evenly_spaced_positions`)."""
+    positions = evenly_spaced_positions(len(dataset), limit)
+    return dataset if len(positions) == len(dataset) else Subset(dataset, positions)
+
+
 def choose_threshold(root: Path, split: str, transform, batch_size: int, limit: int | None) -> dict:
     """The difference threshold with the best dataset-level IoU on `split` (a training split)."""
-    dataset = FgBgDataset(root, split, transform=transform)
-    if limit and limit < len(dataset):
-        dataset = Subset(dataset, np.linspace(0, len(dataset) - 1, limit).astype(int).tolist())
+    dataset = evenly_spaced(FgBgDataset(root, split, transform=transform), limit)
     loader = make_loader(dataset, batch_size=batch_size, workers=0, device="cpu")
     normaliser = BatchNormaliser(transform.stats)
     batches = (prepare_batch(batch, "cpu", normaliser) for batch in loader)
@@ -103,12 +117,16 @@ def evaluate(
     device: str | None = None,
     threshold_samples: int | None = 2048,
     progress: bool = True,
+    limit: int | None = None,
 ) -> dict:
     """Metrics of a checkpoint on `split` and of both baselines on the same samples.
 
-    The threshold is chosen on at most `threshold_samples` evenly spaced samples of the
-    training split (`threshold_split`). Returns (and writes to `json_out`) a dict naming the
-    split, the checkpoint, the size, the model's metrics and the baselines'.
+    `limit` scores only that many evenly spaced samples of the split (the same ones on every
+    call, so several checkpoints can be compared on a budget); their ids are in the result's
+    ``sample_ids``. The threshold is chosen on at most `threshold_samples` evenly spaced samples
+    of the training split (`threshold_split`). Returns (and writes to `json_out`) a dict naming
+    the split, the checkpoint, the size, the number of samples, the model's metrics and the
+    baselines'.
     """
     root, device = Path(data), torch.device(device or default_device())
     state = load_checkpoint(checkpoint, map_location=device)
@@ -116,13 +134,14 @@ def evaluate(
     size = evaluation_size(state["config"], manifest)
     transform = make_transforms(size, train=False, stats=manifest["statistics"], output="uint8")
     normaliser = BatchNormaliser(manifest["statistics"]).to(device)
+    dataset = FgBgDataset(root, split, transform=transform)
+    positions = evenly_spaced_positions(len(dataset), limit)
     threshold = choose_threshold(root, threshold_split(split), transform, batch_size, threshold_samples)
     model = load_model(state, device)
-    dataset = FgBgDataset(root, split, transform=transform)
     mode = state["config"].get("mode", "joint")
     scores = {name: MetricAccumulator(dataset.split_name, mask_from=kind) for name, kind in SCORED.items()}
     bg_depths = BackgroundDepths(root, manifest, size, device)
-    loader = make_loader(dataset, batch_size=batch_size, workers=0, device=device)
+    loader = make_loader(evenly_spaced(dataset, limit), batch_size=batch_size, workers=0, device=device)
     with torch.no_grad():
         for batch in tqdm(loader, desc=f"evaluate {split}", disable=not progress):
             batch = prepare_batch(batch, device, normaliser)
@@ -142,6 +161,9 @@ def evaluate(
         "model": state["config"]["model"],
         "step": state["step"],
         "size": size,
+        "samples": len(positions),
+        "limit": limit,
+        **({"sample_ids": dataset.samples[positions].tolist()} if limit is not None else {}),
         "metrics": scores["model"].summary(),
         "baselines": {
             "difference_mask": {**scores["difference_mask"].summary(), **threshold},

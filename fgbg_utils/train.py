@@ -49,6 +49,9 @@ SPLIT_FAMILIES = {"unseen": ("unseen_train", "unseen_test"), "random": ("train",
 OPTIMIZERS = ("adamw", "adam", "sgd")
 TIMED_BLOCKS = ("data", "forward", "loss", "backward", "optimizer")
 CALIBRATION_STEPS = 3
+CALIBRATION_SHARE = 0.02
+"""At most this share of the budget goes into timing steps (past one warm-up and one timed step per
+size): for a slow network, three timed steps per size would eat much of a short budget."""
 TIME_BUDGET_SHARE = 0.9
 """Share of `minutes` given to optimizer steps when `steps` is derived (the rest: validation, saving)."""
 SESSION_FIELDS = (
@@ -679,7 +682,8 @@ def calibrate_steps(run: Run) -> int:
     started = time.perf_counter()
     model = copy.deepcopy(run.module).train()
     optimizer = make_optimizer(run.config, model)
-    seconds = [time_steps(run, model, optimizer, size) for size in run.sizes]
+    allowance = run.config.minutes * 60 * CALIBRATION_SHARE / len(run.sizes)
+    seconds = [time_steps(run, model, optimizer, size, allowance) for size in run.sizes]
     per_step = float(np.mean(seconds))
     restore_rng(rng)
     available = run.config.minutes * 60 * TIME_BUDGET_SHARE - (time.perf_counter() - started)
@@ -691,13 +695,18 @@ def calibrate_steps(run: Run) -> int:
     return steps
 
 
-def time_steps(run: Run, model: nn.Module, optimizer: torch.optim.Optimizer, size: int) -> float:
-    """Mean seconds of a training step at `size` after one warm-up step."""
+def time_steps(
+    run: Run, model: nn.Module, optimizer: torch.optim.Optimizer, size: int, allowance: float = float("inf")
+) -> float:
+    """Mean seconds of a training step at `size` after one warm-up step: up to CALIBRATION_STEPS
+    timed steps, fewer once `allowance` seconds are spent (never fewer than one)."""
     run.use_size(run.train_set, size, train=True)
     loader = make_loader(run.train_set, batch_size=run.config.batch_size, workers=0, device=run.device)
     batch = to_device(next(iter(loader)), run.device, run.config.channels_last, run.normaliser)
     timings = []
     for _ in range(CALIBRATION_STEPS + 1):
+        if len(timings) >= 2 and sum(timings) > allowance:
+            break
         begin = time.perf_counter()
         with run.autocast():
             total, _ = run.loss(model(batch["bg"], batch["fg_bg"]), batch)

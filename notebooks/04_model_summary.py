@@ -65,9 +65,15 @@ print(f"profile {PROFILE}; models on {device}")
 # One encoder with shared weights looks at `bg` and `fg_bg`; at each scale their features are
 # fused with their **difference** `|f(fg_bg) - f(bg)|` (where the object is) and two coordinate
 # channels (a pixel's row tells a lot about its depth in a ground-plane scene). A light UNet-style
-# decoder with skip connections ends in two heads, mask logits and depth, refined once at full
-# resolution with the raw pixel difference. Almost nothing runs at full resolution, which keeps
-# it fast enough to train on a CPU.
+# decoder with skip connections ends in two heads at half resolution, refined by two narrow layers
+# at full resolution with the raw pixel difference (far-away objects are only a few pixels).
+#
+# The depth head uses the scene's geometry: over flat ground seen by a level camera, inverse depth
+# grows linearly with the row below the horizon. A small `GroundPlane` head estimates each image's
+# horizon and slope from the pooled background features and draws that ramp exactly; the depth
+# head only chooses, per pixel, between the ramp and a value of its own (the sky, structures, the
+# pasted object). Almost nothing runs at full resolution, which keeps it fast enough to train on
+# a CPU.
 #
 # `torchsummary` 1.5.1 (the course's tool) defaults to CUDA, so the device is passed explicitly;
 # its input-size and activation-size lines are unreliable for two-input models (a known bug), so

@@ -262,3 +262,16 @@ def test_minutes_alone_fixes_steps_in_the_config(dataset, tmp_path):
     recorded = json.loads((tmp_path / "timed" / "config.json").read_text())
     assert recorded["steps"] >= 1 and summary["steps"] <= recorded["steps"]
     assert load_checkpoint(tmp_path / "timed" / "checkpoints" / "last.pt")["config"]["steps"] == recorded["steps"]
+
+
+@pytest.mark.parametrize(("allowance", "steps"), [(float("inf"), train_module.CALIBRATION_STEPS + 1), (0.0, 2)])
+def test_calibration_stops_timing_once_its_allowance_is_spent(dataset, tmp_path, allowance, steps):
+    """A warm-up and at least one timed step always; the rest only while the allowance lasts."""
+    run = Run(quick_config(dataset, tmp_path / "calibrate"), Distributed(rank=0, world=1))
+    model = build_model(run.config.model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    calls = []
+    original = optimizer.step
+    optimizer.step = lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs)
+    seconds = train_module.time_steps(run, model, optimizer, 32, allowance)
+    assert len(calls) == steps and seconds > 0

@@ -1,0 +1,88 @@
+"""evaluate(limit=N): the same evenly spaced samples on every call, scored exactly as a full
+evaluation of those samples alone would score them."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from fgbg_utils import evaluate as evaluate_module
+from fgbg_utils.build import BuildConfig, make_dataset
+from fgbg_utils.cli import main
+from fgbg_utils.data import load_splits
+from fgbg_utils.evaluate import evaluate, evenly_spaced_positions
+from fgbg_utils.models import build_model
+from fgbg_utils.train import TrainConfig, save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """The smoke profile's shape (6 bg x 6 fg x 2 x 2 at 64 px): 16 unseen_test samples."""
+    root = tmp_path_factory.mktemp("evaluate") / "data"
+    make_dataset(root, BuildConfig(n_bg=6, n_fg=6, placements=2, size=64), workers=1, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def checkpoint(dataset, tmp_path_factory) -> Path:
+    """An untrained fgbg_net saved as a 32 px run's checkpoint: scoring needs weights, not skill."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("run") / "last.pt"
+    config = TrainConfig(data=str(dataset), out=str(path.parent), sizes=(32,))
+    save_checkpoint(path, {"model": build_model("fgbg_net").state_dict(), "config": config.to_dict(), "step": 0})
+    return path
+
+
+def test_evenly_spaced_positions_cover_both_ends():
+    assert evenly_spaced_positions(16, 5) == [0, 3, 7, 11, 15]
+    assert evenly_spaced_positions(16, 1) == [0]
+    assert evenly_spaced_positions(16, 16) == evenly_spaced_positions(16, 40) == evenly_spaced_positions(16, None)
+    assert evenly_spaced_positions(16, None) == list(range(16))
+    with pytest.raises(ValueError, match="at least 1"):
+        evenly_spaced_positions(16, 0)
+
+
+def test_limit_scores_the_same_evenly_spaced_samples_on_every_call(dataset, checkpoint, tmp_path):
+    test_ids = load_splits(dataset)["unseen"]["test"]
+    assert len(test_ids) == 16
+    first = evaluate(dataset, checkpoint, limit=5, json_out=tmp_path / "r.json", threshold_samples=16, progress=False)
+    again = evaluate(dataset, checkpoint, limit=5, threshold_samples=16, progress=False)
+
+    assert first["sample_ids"] == [test_ids[i] for i in (0, 3, 7, 11, 15)] == again["sample_ids"]
+    assert first["samples"] == first["limit"] == 5
+    assert first["metrics"]["images"] == 5
+    assert {baseline["images"] for baseline in first["baselines"].values()} == {5}
+    assert first["metrics"] == again["metrics"] and first["baselines"] == again["baselines"]
+    assert json.loads((tmp_path / "r.json").read_text())["samples"] == 5
+
+
+def test_limited_metrics_equal_a_full_evaluation_of_those_samples_alone(dataset, checkpoint, monkeypatch):
+    limited = evaluate(dataset, checkpoint, limit=5, threshold_samples=16, progress=False)
+
+    class OnlyThoseSamples(evaluate_module.FgBgDataset):
+        """unseen_test cut down to the limited run's samples; every other split as it is."""
+
+        def __init__(self, root, split, **kwargs):
+            super().__init__(root, limited["sample_ids"] if split == "unseen_test" else split, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "FgBgDataset", OnlyThoseSamples)
+    full = evaluate(dataset, checkpoint, threshold_samples=16, progress=False)
+
+    assert full["samples"] == 5 and full["limit"] is None and "sample_ids" not in full
+    scored = [(limited["metrics"], full["metrics"])]
+    scored += [(limited["baselines"][name], full["baselines"][name]) for name in limited["baselines"]]
+    for ours, theirs in scored:
+        assert ours.pop("split") == "unseen_test" and theirs.pop("split") == "custom"
+        assert ours.keys() == theirs.keys()
+        for key, value in ours.items():
+            assert value == (pytest.approx(theirs[key], rel=1e-6) if isinstance(value, float) else theirs[key]), key
+
+
+def test_cli_limit_writes_the_sample_count_and_rejects_zero(dataset, checkpoint, tmp_path, capsys):
+    args = ["evaluate", "--data", str(dataset), "--checkpoint", str(checkpoint), "--json", str(tmp_path / "r.json")]
+    assert main([*args, "--limit", "3"]) == 0
+    written = json.loads((tmp_path / "r.json").read_text())
+    assert written["samples"] == written["metrics"]["images"] == len(written["sample_ids"]) == 3
+    assert main([*args, "--limit", "0"]) == 2
+    assert "limit must be at least 1" in capsys.readouterr().err
