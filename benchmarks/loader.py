@@ -3,14 +3,15 @@ the CPU, and the naive per-file PIL loader of the course notebooks, on the same 
 
 (a) FgBgDataset + make_loader (eval transform, output="uint8": uint8 tensors, normalised later
     on the device by `prepare_batch`), 2 workers.
-(b) VirtualFgBgDataset(output="uint8") through make_loader (a batch per fetch, composed
-    box-locally with NumPy/OpenCV on the CPU), 2 workers.
+(b) VirtualFgBgDataset(output="uint8") on the CPU through make_loader, 2 workers: a
+    `VirtualBatchLoader`, whose workers blend each batch's object boxes with NumPy/OpenCV and
+    send only those; the main process pastes them into the backgrounds it holds (timed too).
 (c) the notebooks' loader: the same samples extracted (untimed) to fg_bg/, mask/, depth/ and
     bg/ folders; a Dataset opening four files per sample with PIL and torchvision's ToTensor,
     the background found as `index // samples_per_background`; DataLoader with 2 workers.
 
 Prints samples/s, ratios a/c and b/c (targets >= 3 and >= 10), the time to the first batch of
-each (target <= 2 s), for information (b') = (b) with workers=0 (no transport between processes)
+each (target <= 2 s), for information (b') = (b) with workers=0 (all composed in-process)
 and the RSS of (a)'s process tree at the start and end of an epoch (flat),
 and, for information, what `prepare_batch` (uint8 -> normalised float32) costs per batch when
 the device is this CPU (on a GPU it runs there, after a 4x smaller copy).
@@ -128,7 +129,7 @@ def main() -> None:
 
     rows = [
         ("(a) zip shards, FgBgDataset", a),
-        ("(b) virtual, composed on CPU", b),
+        ("(b) virtual, CPU, 2 workers", b),
         ("(b') virtual, CPU, in-process", b0),
         ("(c) naive per-file PIL", c),
     ]

@@ -19,7 +19,9 @@ pickle), and a small per-process cache of decoded backgrounds.
 
 ``VirtualFgBgDataset`` needs no shards: it recomposes fg_bg, mask and depth from index.csv,
 ``bg/`` and ``fg/`` in batches on the device, equal to the stored samples (mask and depth
-exactly, fg_bg up to the JPEG error the stored files carry).
+exactly, fg_bg up to the JPEG error the stored files carry). Through `make_loader` with workers
+on the CPU (`VirtualBatchLoader`) the workers blend only the object boxes and the main process
+pastes them into the backgrounds it holds: the full frames never cross a process boundary.
 """
 
 from __future__ import annotations
@@ -30,12 +32,13 @@ import zipfile
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from .compose import MASK_THRESHOLD, prepare_foreground
 from .depth import GroundCamera, encode_depth
@@ -410,26 +413,31 @@ class FgBgDataset(Dataset):
 # --- the virtual dataset ------------------------------------------------------------------
 
 
-def _batch_buffer(shape: tuple[int, ...]) -> torch.Tensor:
-    """An uninitialised uint8 tensor; in a DataLoader worker allocated in shared memory, as
-    torch's default_collate does, so that sending it to the main process copies nothing."""
-    if torch.utils.data.get_worker_info() is None:
-        return torch.empty(shape, dtype=torch.uint8)
-    storage = torch.UntypedStorage._new_shared(int(np.prod(shape)))
-    return torch.empty(0, dtype=torch.uint8).set_(storage).view(shape)
+class BoxParts(NamedTuple):
+    """What a `VirtualBatchLoader` worker sends for a batch: the split positions and, packed one
+    sample after the other in one uint8 array, each sample's blended fg_bg box (3 x h x w)
+    followed by its mask box (h x w, 0/1). About 1 MB per batch of 64 at 224 px (the frames:
+    26 MB), so it travels pickled through the worker's pipe: no fresh shared memory either."""
+
+    rows: np.ndarray
+    packed: np.ndarray
 
 
 class VirtualFgBgDataset(Dataset):
     """Samples composed on the fly from index.csv, bg/ and fg/, a batch at a time on `device`.
 
     Backgrounds, background depths and the foreground pyramid levels the split uses
-    (`fgbg_utils.compose.prepare_foreground`, plain and mirrored) are held on the device once.
+    (`fgbg_utils.compose.prepare_foreground`, plain and mirrored) are held on the device once
+    (on the CPU the levels as the builder's HxWx4 arrays only).
 
     On a CPU device each sample is composed box-locally with NumPy/OpenCV, the builder's own
-    arithmetic (`fgbg_utils.compose.compose` and `fgbg_utils.depth.paste_depth`): the background
-    and its depth are copied into a preallocated uint8 batch, the pyramid level is resized with
-    cv2 (`resize_premultiplied`) and blended only inside the box, and mask and depth are set only
-    inside the box. fg_bg then equals `compose` exactly, mask and depth the stored files.
+    arithmetic (`fgbg_utils.compose.compose` and `fgbg_utils.depth.paste_depth`), in two steps:
+    `_box_parts` resizes the pyramid level with cv2 (`resize_premultiplied`) and blends it with
+    the background inside the box only, packing each box's fg_bg and mask (`BoxParts`); then
+    `_assemble` gathers the backgrounds and their depths into a new uint8 batch and pastes each
+    box's fg_bg, mask and depth. fg_bg then equals `compose` exactly, mask and depth the stored
+    files. A `VirtualBatchLoader` (`make_loader` with workers) runs the first step in its workers
+    and the second in the main process.
 
     On other devices (CUDA) a batch costs, per sample, one bilinear `F.interpolate` of the pyramid level that
     `resize_premultiplied` would pick (its 4 channels: premultiplied colour and alpha) pasted
@@ -474,6 +482,7 @@ class VirtualFgBgDataset(Dataset):
         self.index = read_index_arrays(self.root)
         self.split_name, self.samples = resolve_split(self.root, split, self.index)
         self.positions = _positions(self.index, self.samples, self.root)
+        self._send_parts = False  # set in the workers of a VirtualBatchLoader
         self.fixed_up = 0
         """Alpha patches recomputed with OpenCV because a value lay within FIXUP_BAND of 0.5."""
 
@@ -495,7 +504,7 @@ class VirtualFgBgDataset(Dataset):
         # the pyramid level resize_premultiplied picks for each row, and only the levels used
         self.level = np.zeros(len(self.positions), dtype=np.int8)
         self._levels: dict[tuple[int, int, int], np.ndarray] = {}
-        self.levels: dict[tuple[int, int, int], torch.Tensor] = {}
+        self.levels: dict[tuple[int, int, int], torch.Tensor] = {}  # CxHxW, for the batched path only
         for fg in np.unique(ix["fg"]):
             rgba = read_png(self.root / manifest["foregrounds"][fg]["file"])
             for flip in (0, 1):
@@ -513,7 +522,8 @@ class VirtualFgBgDataset(Dataset):
                 for k in np.unique(chosen):
                     key = (int(fg), flip, int(k))
                     self._levels[key] = pyramid[k]
-                    self.levels[key] = torch.from_numpy(pyramid[k]).permute(2, 0, 1).contiguous().to(self.device)
+                    if self.device.type != "cpu":
+                        self.levels[key] = torch.from_numpy(pyramid[k]).permute(2, 0, 1).contiguous().to(self.device)
         self._ix = ix
 
     def __len__(self) -> int:
@@ -530,34 +540,64 @@ class VirtualFgBgDataset(Dataset):
         return self._compose_torch(positions)
 
     def _compose_cpu(self, positions: Sequence[int]) -> dict[str, torch.Tensor]:
-        """Box-local composition into preallocated uint8 arrays; the same float32 operations, in
-        the same order, as `compose` (fg_bg, mask) and `paste_depth` (depth)."""
+        """Box-local composition: the box parts (`_box_parts`) pasted into the backgrounds
+        (`_assemble`); the same float32 operations, in the same order, as `compose` (fg_bg, mask)
+        and `paste_depth` (depth)."""
         rows = np.asarray(positions, dtype=np.int64)
-        n, s = len(rows), self.build_size
-        bg_rgb, bg_depth = self.bg_rgb.numpy(), self.bg_depth.numpy()
-        bg_ids = self._ix["bg"][rows]
-        out = {key: _batch_buffer((n, c, s, s)) for key, c in (("bg", 3), ("fg_bg", 3), ("mask", 1), ("depth", 1))}
-        bg, fg_bg, mask, depth = (out[k].numpy() for k in ("bg", "fg_bg", "mask", "depth"))
-        np.take(bg_rgb, bg_ids, axis=0, out=bg)
-        fg_bg[...] = bg
-        np.take(bg_depth, bg_ids, axis=0, out=depth)
-        mask.fill(0)
-        xs, ys, ws, hs = (self._ix[k][rows] for k in ("x", "y", "w", "h"))
-        fgs, flips, levels = self._ix["fg"][rows], self._ix["flip"][rows], self.level[rows]
-        for b in range(n):
-            x, y, w, h = int(xs[b]), int(ys[b]), int(ws[b]), int(hs[b])
-            source = self._levels[(int(fgs[b]), int(flips[b]), int(levels[b]))]
-            patch = cv2.resize(source, (w, h), interpolation=cv2.INTER_LINEAR)  # = resize_premultiplied
-            alpha = patch[..., 3]
-            box = (slice(y, y + h), slice(x, x + w))
-            region = fg_bg[b][(slice(None), *box)].astype(np.float32)
+        return self._assemble(rows, self._box_parts(rows))
+
+    def _boxes(self, rows: np.ndarray) -> tuple[list[list[int]], list[int]]:
+        """The boxes (x, y, w, h) of `rows` and where each sample's parts start in a packed buffer
+        (one more entry: the buffer's length)."""
+        boxes = np.stack([self._ix[k][rows] for k in ("x", "y", "w", "h")], axis=1).astype(np.int64)
+        starts = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(4 * boxes[:, 2] * boxes[:, 3], out=starts[1:])
+        return boxes.tolist(), starts.tolist()
+
+    def _box_parts(self, rows: np.ndarray) -> np.ndarray:
+        """Each sample's fg_bg box blended as `compose` does (float32 ``bg * (1 - a) + c + 0.5``
+        truncated to uint8) and its mask box (``a >= 0.5``), packed as `BoxParts` describes."""
+        boxes, starts = self._boxes(rows)
+        flat, bg_rgb = np.empty(starts[-1], dtype=np.uint8), self.bg_rgb.numpy()
+        fgs, flips, levels = (column[rows].tolist() for column in (self._ix["fg"], self._ix["flip"], self.level))
+        keys = zip(fgs, flips, levels, strict=True)
+        for (x, y, w, h), start, bg_id, key in zip(
+            boxes, starts[:-1], self._ix["bg"][rows].tolist(), keys, strict=True
+        ):
+            patch = cv2.resize(self._levels[key], (w, h), interpolation=cv2.INTER_LINEAR)  # = resize_premultiplied
+            planes = np.ascontiguousarray(patch.transpose(2, 0, 1))  # planar: NumPy is faster on contiguous rows
+            alpha = planes[3]
+            region = bg_rgb[bg_id, :, y : y + h, x : x + w].astype(np.float32)
             region *= 1.0 - alpha
-            region += patch[..., :3].transpose(2, 0, 1)
+            region += planes[:3]
             region += 0.5
-            fg_bg[b][(slice(None), *box)] = region.astype(np.uint8)
-            inside = alpha >= MASK_THRESHOLD
-            mask[b, 0][box] = inside
-            depth[b, 0][box][inside] = self.foot_value[rows[b]]
+            middle = start + 3 * w * h
+            np.copyto(flat[start:middle].reshape(3, h, w), region, casting="unsafe")  # truncation, as astype
+            np.greater_equal(alpha, MASK_THRESHOLD, out=flat[middle : middle + w * h].reshape(h, w).view(np.bool_))
+        return flat
+
+    def _assemble(self, rows: np.ndarray, flat: np.ndarray) -> dict[str, torch.Tensor]:
+        """The full-frame uint8 batch from `_box_parts`: the backgrounds and their depths gathered
+        (`index_select`: a third faster than NumPy here), each box's fg_bg and mask pasted, and
+        the depth inside the mask set to the foot row's encoded depth."""
+        n, s = len(rows), self.build_size
+        boxes, starts = self._boxes(rows)
+        bg_ids = torch.from_numpy(self._ix["bg"][rows].astype(np.int64))
+        out = {
+            "bg": self.bg_rgb.index_select(0, bg_ids),
+            "fg_bg": self.bg_rgb.index_select(0, bg_ids),
+            "mask": torch.zeros((n, 1, s, s), dtype=torch.uint8),
+            "depth": self.bg_depth.index_select(0, bg_ids),
+        }
+        fg_bg, mask, depth = (out[k].numpy() for k in ("fg_bg", "mask", "depth"))
+        for b, ((x, y, w, h), start, foot) in enumerate(
+            zip(boxes, starts[:-1], self.foot_value[rows].tolist(), strict=True)
+        ):
+            middle = start + 3 * w * h
+            inside = flat[middle : middle + w * h].reshape(h, w).view(np.bool_)
+            fg_bg[b, :, y : y + h, x : x + w] = flat[start:middle].reshape(3, h, w)
+            mask[b, 0, y : y + h, x : x + w] = inside
+            np.copyto(depth[b, 0, y : y + h, x : x + w], foot, where=inside)
         return out
 
     def _compose_torch(self, positions: Sequence[int]) -> dict[str, torch.Tensor]:
@@ -597,7 +637,25 @@ class VirtualFgBgDataset(Dataset):
         """The samples at split positions `positions` as one batch on the device, in the
         format of `FgBgDataset` collated."""
         rows = np.asarray(positions, dtype=np.int64)
-        composed = self.compose_batch(rows)
+        return self._finish(rows, self.compose_batch(rows))
+
+    def assemble(self, parts: BoxParts) -> dict[str, torch.Tensor]:
+        """The batch `batch(parts.rows)` gives, from the parts a `VirtualBatchLoader` worker sent."""
+        return self._finish(parts.rows, self._assemble(parts.rows, parts.packed))
+
+    def _frames_as_composed(self) -> bool:
+        """Whether a batch is the composed uint8 frames as they are (a CPU device, no transform,
+        uint8 at the build's size): then a worker can send box parts only (`VirtualBatchLoader`)."""
+        return (
+            self.device.type == "cpu"
+            and self.transform is None
+            and self.output == "uint8"
+            and self.size == self.build_size
+        )
+
+    def _finish(self, rows: np.ndarray, composed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The composed uint8 frames of `rows` through the transform or the float conversion and
+        resize, with the ids added."""
         if self.transform is not None:
             arrays = {k: v.cpu().numpy() for k, v in composed.items()}
             samples = [
@@ -642,7 +700,10 @@ class VirtualFgBgDataset(Dataset):
         out["flip"] = torch.from_numpy(self.index["flip"][positions_in_index].astype(np.int64))
         return out
 
-    def __getitems__(self, positions: list[int]) -> dict[str, torch.Tensor]:
+    def __getitems__(self, positions: list[int]) -> dict[str, torch.Tensor] | BoxParts:
+        if self._send_parts and self._frames_as_composed():
+            rows = np.asarray(positions, dtype=np.int64)
+            return BoxParts(rows, self._box_parts(rows))
         return self.batch(positions)
 
     def __getitem__(self, i: int) -> dict:
@@ -687,6 +748,43 @@ def _passthrough(batch):
     return batch
 
 
+class _SendBoxParts:
+    """worker_init_fn of `VirtualBatchLoader`: the worker's copy of the dataset sends box parts;
+    then the given worker_init_fn (if any) runs."""
+
+    def __init__(self, then=None):
+        self.then = then
+
+    def __call__(self, worker_id: int) -> None:
+        get_worker_info().dataset._send_parts = True
+        if self.then is not None:
+            self.then(worker_id)
+
+
+class VirtualBatchLoader(DataLoader):
+    """A DataLoader whose workers send only the box-local parts of a CPU VirtualFgBgDataset's
+    batches (`BoxParts`); this process assembles the full frames from the backgrounds it holds.
+
+    Why: frames composed in a worker travel in fresh shared memory, and its zero-filled pages
+    (25 MB per batch of 64 at 224 px) cost as much system time as the composition itself. The
+    assembled batches are new tensors in ordinary memory, which the allocator reuses; nothing
+    the caller keeps is ever written again. Equal to `dataset.batch(positions)` byte for byte.
+    Batches whose frames are not sent as composed (a transform, a resize, float output) come
+    from the workers whole. Sampler, len(), seeding and persistent workers are the DataLoader's.
+    """
+
+    def __init__(self, dataset: VirtualFgBgDataset, *args, worker_init_fn=None, **kwargs):
+        if not isinstance(dataset, VirtualFgBgDataset):
+            raise TypeError(f"VirtualBatchLoader needs a VirtualFgBgDataset, got {type(dataset).__name__}")
+        super().__init__(dataset, *args, worker_init_fn=_SendBoxParts(worker_init_fn), **kwargs)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        return map(self._complete, super().__iter__())
+
+    def _complete(self, fetched: dict[str, torch.Tensor] | BoxParts) -> dict[str, torch.Tensor]:
+        return self.dataset.assemble(fetched) if isinstance(fetched, BoxParts) else fetched
+
+
 def make_loader(
     dataset: Dataset,
     batch_size: int = 64,
@@ -707,8 +805,10 @@ def make_loader(
     prefetch factor of 4 batches per worker when workers > 0; a torch generator seeded with
     `seed` (the same shuffles for the same seed) and `seed_worker` seeding numpy and random in
     each worker. A VirtualFgBgDataset is fetched a batch at a time (its `__getitems__`); keep
-    workers=0 when it lives on a GPU. `multiprocessing_context` ("fork", "spawn",
-    "forkserver") is passed through; None is the platform default.
+    workers=0 when it lives on a GPU. On the CPU with workers and uint8 output at the build's
+    size without a transform, the loader is a `VirtualBatchLoader` (the workers compose the
+    boxes, this process pastes them into the backgrounds). `multiprocessing_context` ("fork",
+    "spawn", "forkserver") is passed through; None is the platform default.
     """
     from .runtime import default_device
 
@@ -735,4 +835,6 @@ def make_loader(
         kwargs["prefetch_factor"] = 4 if prefetch_factor is None else prefetch_factor
         kwargs["multiprocessing_context"] = multiprocessing_context
     kwargs.update(options)
+    if workers > 0 and isinstance(dataset, VirtualFgBgDataset) and dataset._frames_as_composed():
+        return VirtualBatchLoader(dataset, **kwargs)
     return DataLoader(dataset, **kwargs)

@@ -11,10 +11,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch.utils.data import DataLoader, DistributedSampler
 
 from fgbg_utils.compose import Box, compose, prepare_foreground
 from fgbg_utils.data import (
+    BoxParts,
     FgBgDataset,
+    VirtualBatchLoader,
     VirtualFgBgDataset,
     VirtualLoader,
     load_splits,
@@ -321,6 +324,69 @@ def test_virtual_dataset_through_workers(data, output):
     got = list(make_loader(virtual, batch_size=16, workers=2, device="cpu", multiprocessing_context="fork"))
     for a, b in zip(got, expected, strict=True):
         assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _expected_batch(virtual: VirtualFgBgDataset, samples: torch.Tensor) -> dict:
+    """`virtual.batch` for the split positions of these sample ids."""
+    position = {int(sample): i for i, sample in enumerate(virtual.samples)}
+    return virtual.batch([position[int(sample)] for sample in samples])
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_virtual_workers_send_box_parts_and_the_loader_assembles_batch_output(data, context):
+    """Workers send box parts only; the loader's batches equal `batch()` byte for byte, ids and
+    the last partial batch included, and batches the caller keeps are never written again."""
+    virtual = VirtualFgBgDataset(data, split="train", output="uint8")
+    loader = make_loader(
+        virtual, batch_size=16, shuffle=True, workers=2, device="cpu", seed=7, multiprocessing_context=context
+    )
+    assert isinstance(loader, VirtualBatchLoader) and len(loader) == -(-len(virtual) // 16)
+    kept = list(loader)  # no copies: each batch must stay as it was delivered
+    again = list(loader)  # persistent workers, next epoch
+    samples = torch.cat([batch["sample"] for batch in kept])
+    assert sorted(samples.tolist()) == sorted(virtual.samples.tolist()) and samples.tolist() != sorted(samples.tolist())
+    assert len(virtual) % 16 and len(kept[-1]["sample"]) == len(virtual) % 16  # a last partial batch
+    for batch in kept + again:
+        expected = _expected_batch(virtual, batch["sample"])
+        assert batch.keys() == expected.keys()
+        assert all(batch[k].dtype == expected[k].dtype and torch.equal(batch[k], expected[k]) for k in expected)
+    parts = next(DataLoader.__iter__(loader))  # what a worker sent, before assembly
+    assert isinstance(parts, BoxParts) and parts.packed.dtype == np.uint8
+    boxes = virtual.index["w"][virtual.positions[parts.rows]] * virtual.index["h"][virtual.positions[parts.rows]]
+    assert parts.packed.size == 4 * boxes.sum()  # fg_bg (3) and mask (1) bytes per box pixel, no frames
+    assemble = virtual.assemble(parts)
+    assert all(torch.equal(assemble[k], v) for k, v in virtual.batch(parts.rows).items())
+
+
+def test_virtual_loader_with_a_distributed_sampler(data):
+    virtual = VirtualFgBgDataset(data, output="uint8")
+    sampler = DistributedSampler(virtual, num_replicas=2, rank=1, shuffle=False)
+    loader = make_loader(virtual, batch_size=8, workers=2, device="cpu", sampler=sampler)
+    assert isinstance(loader, VirtualBatchLoader) and loader.sampler is sampler and len(loader) == -(-len(sampler) // 8)
+    got = list(loader)
+    positions = list(sampler)
+    assert torch.cat([batch["sample"] for batch in got]).tolist() == virtual.samples[positions].tolist()
+    for start, batch in zip(range(0, len(positions), 8), got, strict=True):
+        expected = virtual.batch(positions[start : start + 8])
+        assert all(torch.equal(batch[k], expected[k]) for k in expected)
+
+
+def test_virtual_loader_keeps_whole_batches_when_the_frames_are_not_sent_as_composed(data):
+    manifest = read_manifest(data)
+    for virtual in (
+        VirtualFgBgDataset(data, output="float"),
+        VirtualFgBgDataset(data, size=96, output="uint8"),
+        VirtualFgBgDataset(data, transform=make_transforms(64, train=False, stats=manifest), output="uint8"),
+    ):
+        loader = make_loader(virtual, batch_size=8, workers=2, device="cpu", multiprocessing_context="fork")
+        assert not isinstance(loader, VirtualBatchLoader)
+        first = next(iter(loader))
+        assert all(torch.equal(first[k], v) for k, v in virtual.batch(np.arange(8)).items())
+    assert not isinstance(
+        make_loader(VirtualFgBgDataset(data, output="uint8"), workers=0, device="cpu"), VirtualBatchLoader
+    )
+    with pytest.raises(TypeError, match="needs a VirtualFgBgDataset"):
+        VirtualBatchLoader(FgBgDataset(data), batch_size=8, num_workers=2)
 
 
 def test_shuffle_is_seeded(data):
