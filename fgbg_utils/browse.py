@@ -29,16 +29,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
 from .data import FgBgDataset, make_loader
-from .evaluate import evaluate, evaluation_size, load_model
+from .evaluate import evaluate, evenly_spaced, evenly_spaced_positions, load_model, prepare_scoring
 from .metrics import ID_KEYS, MetricAccumulator, mask_stats
-from .runtime import default_device, in_colab
-from .store import read_manifest
+from .runtime import in_colab
 from .train import TrainConfig, checkpoint_dir, latest_checkpoint, load_checkpoint, read_metrics, train
-from .transforms import BatchNormaliser, make_transforms, prepare_batch
+from .transforms import prepare_batch
 from .viz import figure_png
 
 COLUMNS = ("bg", "fg_bg", "true mask", "predicted mask", "true depth", "predicted depth", "depth error")
@@ -183,11 +181,6 @@ class SplitPredictions:
         raise ValueError(f"unknown sort {sort!r}: choose one of {', '.join(SORTS)}")
 
 
-def evenly_spaced(count: int, limit: int) -> list[int]:
-    """`limit` positions spread over 0..count-1 (every background and foreground gets a turn)."""
-    return np.linspace(0, count - 1, limit).astype(int).tolist()
-
-
 def predict_split(
     checkpoint_path: str | Path,
     data_dir: str | Path,
@@ -202,19 +195,19 @@ def predict_split(
     (memory: about 8 * S * S bytes per sample plus the images)."""
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
-    root, device = Path(data_dir), torch.device(device or default_device())
-    state = load_checkpoint(checkpoint_path, map_location=device)
-    manifest = read_manifest(root)
-    size = evaluation_size(state["config"], manifest)
-    transform = make_transforms(size, train=False, stats=manifest["statistics"], output="uint8")
-    normaliser = BatchNormaliser(manifest["statistics"]).to(device)
-    model = load_model(state, device)
-    dataset = FgBgDataset(root, split, transform=transform)
+    scoring = prepare_scoring(data_dir, checkpoint_path, device)
+    root, device, state, model, normaliser = (
+        scoring.root,
+        scoring.device,
+        scoring.state,
+        scoring.model,
+        scoring.normaliser,
+    )
+    dataset = FgBgDataset(root, split, transform=scoring.transform)
     split_name = dataset.split_name
     if len(dataset) == 0:
         raise ValueError(f"{root}: split {split_name!r} has no samples")
-    if limit is not None and limit < len(dataset):
-        dataset = Subset(dataset, evenly_spaced(len(dataset), limit))
+    dataset = evenly_spaced(dataset, limit)
     loader = make_loader(dataset, batch_size=batch_size, workers=0, device=device)
     parts: dict[str, list[np.ndarray]] = {}
     with torch.no_grad():
@@ -378,7 +371,7 @@ def prediction_grid(
     title: str | None = None,
 ):
     """One row per sample (default: six evenly spaced), the seven `COLUMNS`. Returns the figure."""
-    indices = list(evenly_spaced(len(predictions), min(6, len(predictions)))) if indices is None else list(indices)
+    indices = evenly_spaced_positions(len(predictions), 6) if indices is None else list(indices)
     height = (size + 0.35) * len(indices) + 0.4
     figure, axes = plt.subplots(len(indices), len(COLUMNS), figsize=(size * len(COLUMNS), height), squeeze=False)
     for row, i in zip(axes, indices, strict=True):

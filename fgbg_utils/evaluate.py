@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,32 @@ class BackgroundDepths:
         return self.cache[bg]
 
 
+@dataclass
+class Scoring:
+    """What scoring a checkpoint on a dataset needs: the checkpoint, its model in eval mode on
+    `device`, the evaluation size, and the uint8 transform and device normaliser of that size."""
+
+    root: Path
+    device: torch.device
+    state: dict
+    manifest: dict
+    size: int
+    transform: object
+    normaliser: BatchNormaliser
+    model: torch.nn.Module
+
+
+def prepare_scoring(data: str | Path, checkpoint: str | Path, device: str | None = None) -> Scoring:
+    """Load `checkpoint` (weights only) and the dataset's manifest, and set up the evaluation transform."""
+    root, device = Path(data), torch.device(device or default_device())
+    state = load_checkpoint(checkpoint, map_location=device)
+    manifest = read_manifest(root)
+    size = evaluation_size(state["config"], manifest)
+    transform = make_transforms(size, train=False, stats=manifest["statistics"], output="uint8")
+    normaliser = BatchNormaliser(manifest["statistics"]).to(device)
+    return Scoring(root, device, state, manifest, size, transform, normaliser, load_model(state, device))
+
+
 def evenly_spaced_positions(count: int, limit: int | None) -> list[int]:
     """`limit` positions spread evenly over 0..count-1 (both ends included), or all of them: a
     subset that covers every background and foreground of the split, the same on every call."""
@@ -128,16 +155,12 @@ def evaluate(
     the split, the checkpoint, the size, the number of samples, the model's metrics and the
     baselines'.
     """
-    root, device = Path(data), torch.device(device or default_device())
-    state = load_checkpoint(checkpoint, map_location=device)
-    manifest = read_manifest(root)
-    size = evaluation_size(state["config"], manifest)
-    transform = make_transforms(size, train=False, stats=manifest["statistics"], output="uint8")
-    normaliser = BatchNormaliser(manifest["statistics"]).to(device)
+    scoring = prepare_scoring(data, checkpoint, device)
+    root, device, state, manifest = scoring.root, scoring.device, scoring.state, scoring.manifest
+    size, transform, normaliser, model = scoring.size, scoring.transform, scoring.normaliser, scoring.model
     dataset = FgBgDataset(root, split, transform=transform)
     positions = evenly_spaced_positions(len(dataset), limit)
     threshold = choose_threshold(root, threshold_split(split), transform, batch_size, threshold_samples)
-    model = load_model(state, device)
     mode = state["config"].get("mode", "joint")
     scores = {name: MetricAccumulator(dataset.split_name, mask_from=kind) for name, kind in SCORED.items()}
     bg_depths = BackgroundDepths(root, manifest, size, device)

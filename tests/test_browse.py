@@ -19,7 +19,6 @@ from fgbg_utils.browse import (
     PredictionBrowser,
     SplitPredictions,
     ensure_run,
-    evenly_spaced,
     learning_curves,
     load_or_evaluate,
     metric_distributions,
@@ -32,7 +31,7 @@ from fgbg_utils.browse import (
 )
 from fgbg_utils.data import FgBgDataset
 from fgbg_utils.depth import FAR_M, NEAR_M
-from fgbg_utils.evaluate import evaluation_size, load_model
+from fgbg_utils.evaluate import evaluation_size, evenly_spaced_positions, load_model
 from fgbg_utils.store import read_manifest
 from fgbg_utils.train import TrainConfig, load_checkpoint, save_checkpoint
 from fgbg_utils.transforms import make_transforms
@@ -158,7 +157,7 @@ def test_per_sample_metrics_agree_with_numpy(predicted):
 
 def test_limit_keeps_evenly_spaced_samples(run, predicted, small_dataset):
     kept = predict_split(run[1], small_dataset, "unseen_test", limit=3, device="cpu", progress=False)
-    rows = evenly_spaced(len(predicted), 3)
+    rows = evenly_spaced_positions(len(predicted), 3)
     assert len(kept) == 3 and rows[0] == 0 and rows[-1] == len(predicted) - 1
     assert np.array_equal(kept.ids["sample"], predicted.ids["sample"][rows])
     assert np.array_equal(kept.fg_bg, predicted.fg_bg[rows])
