@@ -409,6 +409,23 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
+def set_aside_previous_checkpoints(out: str | Path) -> Path | None:
+    """Move another run's checkpoints out of the way of a fresh run into the same folder.
+
+    Left in place, the old run's newest step file would outrank the new run's (a 959-step run,
+    then a fresh 724-step one) and be taken as its latest. They go to ``checkpoints.previous``
+    (replacing an older set there, so repeated runs do not fill the disk); returns that folder,
+    or None when there was nothing to move.
+    """
+    current = checkpoint_dir(out)
+    if not current.is_dir() or not any(current.iterdir()):
+        return None
+    previous = current.with_name("checkpoints.previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    current.rename(previous)
+    return previous
+
+
 def prune_checkpoints(out: str | Path, keep_last: int) -> None:
     """Delete all but the newest `keep_last` step checkpoints (last.pt and best.pt stay)."""
     steps = sorted(checkpoint_dir(out).glob("step_*.pt"))
@@ -760,6 +777,8 @@ def run_training(config: TrainConfig, checkpoint: dict | None, ranks: Distribute
         run.restore(checkpoint)
     if ranks.main:
         run.out.mkdir(parents=True, exist_ok=True)
+        if checkpoint is None and (previous := set_aside_previous_checkpoints(run.out)) is not None:
+            print(f"{run.out}: a fresh run; the checkpoints already there were moved to {previous}")
         write_json_atomic(run.out / "config.json", config.to_dict())
     timer = StepTimer(ranks.device)
     stopped = loop(run, timer, started)

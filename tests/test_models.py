@@ -140,3 +140,47 @@ def test_layer_table_adds_up_to_the_parameter_count():
         per_layer = {row["layer"]: row["parameters"] for row in rows}  # a layer called twice counts once
         assert sum(per_layer.values()) == count_parameters(model), name
         assert rows[-1]["output"][-2:] == (64, 64) or name == "seed003_unet", name
+
+
+def test_ground_ramp_matches_the_depth_encoding_of_the_camera():
+    """fgbg_net draws the ground exactly as the dataset encodes it (GroundCamera + encode_depth)."""
+    import numpy as np
+
+    from fgbg_utils.depth import GroundCamera, encode_depth
+    from fgbg_utils.models.fgbg_net import GroundPlane
+
+    size, camera = 96, GroundCamera(horizon=0.37, height_m=1.5)
+    rows = (torch.arange(size, dtype=torch.float32) + 0.5) / size
+    horizon, slope = torch.tensor(camera.horizon), torch.tensor(1.0 / (camera.focal * camera.height_m))
+    drawn = GroundPlane.encoded(rows, horizon, slope).numpy() * 255.0
+    expected = encode_depth(camera.row_depth(np.arange(size), size)).astype(np.float64)
+    assert np.abs(drawn - expected).max() <= 0.5 + 1e-3  # the stored maps are rounded to integers
+    assert (drawn[rows.numpy() < camera.horizon] == 0).all(), "the sky is at the far plane exactly"
+
+
+def test_ground_ramp_passes_gradients_where_it_is_clipped():
+    """A foot row guessed in the sky (clipped to 0) must still be pulled down to the ground."""
+    from fgbg_utils.models.fgbg_net import GroundPlane
+
+    rows = torch.tensor([0.1, 0.3, 0.9], requires_grad=True)
+    drawn = GroundPlane.encoded(rows, torch.tensor(0.4), torch.tensor(1.0 / 1.6), straight_through=True)
+    assert drawn[0] == 0 and drawn[1] == 0 and 0 < drawn[2] < 1
+    drawn.sum().backward()
+    assert (rows.grad > 0).all()
+
+
+def test_default_depth_is_the_ramp_read_at_the_foot_row():
+    """With the foot offset forced to 0 everywhere, the depth is the ground ramp, row by row."""
+    torch.manual_seed(0)
+    model = build_model(DEFAULT_MODEL).eval()
+    for layer in (model.depth_head[-1], model.refiner.residual[-1]):
+        layer.weight.data[-1:].zero_()
+        layer.bias.data[-1:].zero_()
+    bg, fg_bg = image_pair(64)
+    with torch.no_grad():
+        depth = model(bg, fg_bg)["depth"]
+    # gate * ramp + (1 - gate) * ramp: equal up to float rounding whatever the gate
+    torch.testing.assert_close(depth, depth[..., :1].expand_as(depth), rtol=0, atol=1e-6, msg="constant along rows")
+    column = depth[:, 0, :, 0]
+    assert (column[:, 1:] >= column[:, :-1] - 1e-6).all(), "nearer (larger) lower in the frame"
+    assert (column[:, 0] == 0).all() and (column[:, -1] > 0.1).all(), "sky at the top, ground at the bottom"

@@ -32,6 +32,7 @@ from fgbg_utils.train import (
     load_checkpoint,
     restore_rng,
     save_checkpoint,
+    step_checkpoint,
     train,
     weights_digest,
 )
@@ -275,3 +276,18 @@ def test_calibration_stops_timing_once_its_allowance_is_spent(dataset, tmp_path,
     optimizer.step = lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs)
     seconds = train_module.time_steps(run, model, optimizer, 32, allowance)
     assert len(calls) == steps and seconds > 0
+
+
+def test_fresh_run_sets_aside_an_earlier_runs_checkpoints(dataset, tmp_path):
+    """A newer step file from an earlier run must not pass for the fresh run's latest checkpoint."""
+    out = tmp_path / "run"
+    earlier = step_checkpoint(out, 999)
+    earlier.parent.mkdir(parents=True)
+    earlier.write_bytes(b"an earlier run's weights")
+    train(quick_config(dataset, out, steps=4))
+    assert latest_checkpoint(out) == step_checkpoint(out, 4)
+    assert load_checkpoint(latest_checkpoint(out))["step"] == 4
+    kept = out / "checkpoints.previous" / earlier.name
+    assert kept.read_bytes() == b"an earlier run's weights", "nothing is lost"
+    train(quick_config(dataset, out, steps=4, resume=True))  # resuming keeps its own checkpoints
+    assert kept.exists() and latest_checkpoint(out) == step_checkpoint(out, 4)
