@@ -102,7 +102,7 @@ def test_sample_values_equal_the_files(data):
         )
         with zipfile.ZipFile(data / row["shard"]) as archive:
             fg_bg, mask, depth = (_pil(archive.read(row[k])) for k in ("fg_bg", "mask", "depth"))
-        bg = np.asarray(Image.open(data / "bg" / f"bg_{row['bg']:03d}.png").convert("RGB"))
+        bg = np.array(Image.open(data / "bg" / f"bg_{row['bg']:03d}.png").convert("RGB"))  # a writable copy
         assert sample["fg_bg"].dtype == torch.float32 and sample["fg_bg"].shape == (3, 64, 64)
         assert torch.equal(sample["fg_bg"], torch.from_numpy(fg_bg).permute(2, 0, 1).float() / 255)
         assert torch.equal(sample["bg"], torch.from_numpy(bg).permute(2, 0, 1).float() / 255)
