@@ -19,7 +19,6 @@ import html
 import itertools
 import json
 import os
-import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +34,7 @@ from .data import FgBgDataset, make_loader
 from .evaluate import evaluate, evenly_spaced, evenly_spaced_positions, load_model, prepare_scoring
 from .metrics import ID_KEYS, MetricAccumulator, mask_stats
 from .runtime import in_colab
-from .train import TrainConfig, checkpoint_dir, latest_checkpoint, load_checkpoint, read_metrics, train
+from .train import TrainConfig, latest_checkpoint, load_checkpoint, read_metrics, train
 from .transforms import prepare_batch
 from .viz import figure_png
 
@@ -254,13 +253,12 @@ def loadable_checkpoint(run_dir: str | Path) -> Path | None:
 def ensure_run(run_dir: str | Path, fallback: TrainConfig) -> tuple[Path, Path]:
     """(run folder, checkpoint) to look at: `run_dir`'s latest checkpoint (the one notebook 06
     scores), else the fallback run's, else `fallback` trained first, so a notebook that needs a
-    model runs on its own. The fallback folder is the caller's scratch run: checkpoints there
-    that no longer load are deleted before it is trained again."""
+    model runs on its own. Checkpoints in the fallback folder that no longer load are set aside
+    by the fresh run (`fgbg_utils.train.set_aside_previous_checkpoints`)."""
     for folder in (Path(run_dir), Path(fallback.out)):
         checkpoint = loadable_checkpoint(folder)
         if checkpoint is not None:
             return folder, checkpoint
-    shutil.rmtree(checkpoint_dir(fallback.out), ignore_errors=True)
     train(fallback)
     checkpoint = latest_checkpoint(fallback.out)
     if checkpoint is None:
