@@ -51,7 +51,7 @@ def load_model(checkpoint: dict, device: torch.device) -> torch.nn.Module:
 
 def raw_images(batch: dict, transform) -> dict:
     """bg and fg_bg back on the 0..1 scale (the difference baseline needs unnormalised pixels)."""
-    return {kind: transform.denormalise(batch[kind], kind).clamp(0.0, 1.0) for kind in ("bg", "fg_bg")}
+    return {kind: transform.denormalise(batch[kind]).clamp(0.0, 1.0) for kind in ("bg", "fg_bg")}
 
 
 class BackgroundDepths:

@@ -70,7 +70,8 @@ SESSION_FIELDS = (
 
 @dataclass
 class TrainConfig:
-    """One training run. Give `steps`, or `minutes` alone (then `steps` is calibrated once)."""
+    """One training run. Give `steps`, or `minutes` alone: then `steps` is calibrated at the start
+    and re-planned at every checkpoint from the measured pace (`replanned_steps`)."""
 
     data: str
     out: str
@@ -134,6 +135,36 @@ def next_size_change(step: int, steps: int, sizes: tuple[int, ...]) -> int:
         if size_at(later, steps, sizes) != current:
             return later
     return steps
+
+
+def replanned_steps(
+    step: int, steps: int, sizes: tuple[int, ...], costs: tuple[float, ...], pace: float, left: float
+) -> int:
+    """The largest total number of steps whose remaining ones fit the `left` seconds.
+
+    `costs` are the calibrated seconds of a step at each size (their ratios are what matter) and
+    `pace` the measured seconds per unit of that cost so far (validation and saving included, so
+    they are budgeted too). The calibration times bare steps on one batch; a real loop also loads
+    data (a loader worker shares the cores), validates and saves, so the first plan can be a third
+    too long, and a run stopped by its budget would end with its learning rate still high.
+    Re-planning keeps the one-cycle schedule ending on time. The new total never sends the size
+    schedule back to an earlier (smaller) size, and leaves at least one step to run.
+    """
+    cost = np.asarray(costs, dtype=np.float64)
+    index = sizes.index(size_at(step, steps, sizes))
+
+    def needed(total: int) -> float:
+        later = np.arange(step, total)
+        return float(cost[np.minimum(len(sizes) - 1, later * len(sizes) // total)].sum()) * pace
+
+    low, high = step + 1, step + 2 + int(left / (pace * cost.min()))
+    if index > 0:  # size_at(step, total) keeps `index` while step * len(sizes) // total >= index
+        high = min(high, step * len(sizes) // index)
+    high = max(high, low)
+    while low < high:  # the largest total that fits (`needed` grows with the total)
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if needed(middle) <= left else (low, middle - 1)
+    return low
 
 
 def mix_seed(*parts: int) -> int:
@@ -327,8 +358,14 @@ def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimiz
     raise ValueError(f"unknown optimizer {config.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
 
 
-def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer):
-    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps)
+def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, step: int = 0):
+    """OneCycleLR over `config.steps`, positioned after `step` steps (a re-planned schedule takes
+    over at the step reached; its learning rate and momentum are set for that step)."""
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps)
+    if step:
+        scheduler.last_epoch = step - 1
+        scheduler.step()
+    return scheduler
 
 
 def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
@@ -484,6 +521,11 @@ class Run:
         self.running: dict[str, torch.Tensor] = {}
         self.running_steps = 0
         self.last_saved: Path | None = None
+        self.replan = False
+        """Re-plan `config.steps` at every checkpoint (a session whose steps were calibrated)."""
+        self.step_costs: tuple[float, ...] = ()
+        self.cost_done = 0.0
+        """Sum of `step_costs` over the steps of this session (for the measured pace)."""
 
     @property
     def module(self) -> nn.Module:
@@ -694,13 +736,15 @@ def write_metrics(out: Path, rows: list[dict]) -> None:
 
 def calibrate_steps(run: Run) -> int:
     """Steps that fit in TIME_BUDGET_SHARE of `minutes`: time a few steps at each size on a copy
-    of the model (the real model, optimizer and RNG streams stay untouched)."""
+    of the model (the real model, optimizer and RNG streams stay untouched). Keeps the seconds per
+    step at each size in `run.step_costs` for re-planning."""
     rng = capture_rng()
     started = time.perf_counter()
     model = copy.deepcopy(run.module).train()
     optimizer = make_optimizer(run.config, model)
     allowance = run.config.minutes * 60 * CALIBRATION_SHARE / len(run.sizes)
     seconds = [time_steps(run, model, optimizer, size, allowance) for size in run.sizes]
+    run.step_costs = tuple(seconds)
     per_step = float(np.mean(seconds))
     restore_rng(rng)
     available = run.config.minutes * 60 * TIME_BUDGET_SHARE - (time.perf_counter() - started)
@@ -772,6 +816,7 @@ def run_training(config: TrainConfig, checkpoint: dict | None, ranks: Distribute
     run = Run(config, ranks)
     if config.steps is None:
         config.steps = calibrate_steps(run)
+        run.replan = config.minutes is not None
     run.prepare_optimization()
     if checkpoint is not None:
         run.restore(checkpoint)
@@ -790,9 +835,11 @@ def run_training(config: TrainConfig, checkpoint: dict | None, ranks: Distribute
 
 def loop(run: Run, timer: StepTimer, started: float) -> str:
     """Train until `steps` ("steps") or the session's `minutes` ("minutes"); checkpoints on the
-    way. A non-finite loss raises NonFiniteLossError naming the step and the last checkpoint."""
+    way (re-planning the steps at each when `run.replan`). A non-finite loss raises
+    NonFiniteLossError naming the step and the last checkpoint."""
     config = run.config
-    last_save = time.perf_counter()
+    last_save = looping = time.perf_counter()
+    saving = 0.0  # seconds the last checkpoint took (validation included)
     bar = tqdm(total=config.steps, initial=run.position.step, disable=not (config.progress and run.ranks.main))
     try:
         while run.position.step < config.steps:
@@ -805,17 +852,48 @@ def loop(run: Run, timer: StepTimer, started: float) -> str:
                 except NonFiniteLossError as error:
                     raise non_finite(error, run) from error
                 timer.steps += 1
+                if run.replan:
+                    run.cost_done += run.step_costs[run.sizes.index(size)]
                 run.advance()
                 bar.update(1)
                 if due(run, last_save):
+                    # re-planned before saving, so a resume from this checkpoint follows the new plan
+                    replanned = run.replan and replan(run, time.perf_counter() - looping, started, 2 * saving)
+                    saving = time.perf_counter()
                     run.checkpoint(size)
                     last_save = time.perf_counter()
+                    saving = last_save - saving
                     timer.restart()
+                    if replanned:
+                        bar.total = config.steps
+                        bar.refresh()
+                        break  # the size schedule may have moved: a new loader
                 if over_budget(run, started):
                     return "minutes"
     finally:
         bar.close()
     return "steps"
+
+
+def replan(run: Run, spent: float, started: float, reserve: float) -> bool:
+    """Fit `config.steps` (of a fresh session) to the rest of its budget less `reserve` seconds
+    (the checkpoint about to be written and the final one), moving the LR schedule with it;
+    True if the plan changed. `spent`: seconds since the loop began."""
+    config = run.config
+    left = config.minutes * 60 - (time.perf_counter() - started) - reserve
+    steps = replanned_steps(run.position.step, config.steps, run.sizes, run.step_costs, spent / run.cost_done, left)
+    if run.ranks.active:  # every rank must agree on the schedule
+        value = torch.tensor([steps], device=run.device)
+        dist.broadcast(value, src=0)
+        steps = int(value.item())
+    if steps == config.steps:
+        return False
+    previous, config.steps = config.steps, steps
+    if run.ranks.main:
+        print(f"step {run.position.step}: re-planned to {steps} steps (was {previous}) to end on time", flush=True)
+        write_json_atomic(run.out / "config.json", config.to_dict())
+    run.scheduler = make_scheduler(config, run.optimizer, run.position.step)
+    return True
 
 
 def due(run: Run, last_save: float) -> bool:

@@ -28,9 +28,10 @@ Choices:
   object, create a bg/fg_bg difference that is not an object: either way the mask target
   would lie. Erasing the same patch in both inputs is pointless for the mask (it removes the
   evidence only) and the depth target would still describe the erased scene.
-- **Normalisation per input.** bg uses the manifest's ``bg`` mean/std and fg_bg its
-  ``fg_bg_decoded`` statistics (the JPEGs as a loader sees them) when `stats` has them, else
-  ``fg_bg``. mask stays 0/1 and depth 0..1 (targets, not normalised).
+- **One normalisation for both RGB inputs**: the backgrounds' mean/std from the manifest.
+  Equal pixels must stay equal after normalising, since the object is where the two differ;
+  with each input's own statistics (fg_bg's differ by about 1 %) every unchanged pixel would
+  differ by up to 3 grey levels' worth. mask stays 0/1 and depth 0..1 (targets, not normalised).
 - **Evaluation** (`train=False`) is only Resize, normalisation and tensors.
 - **uint8 transport.** `output="uint8"` makes the transform stop before normalisation and
   return uint8 tensors (bg, fg_bg 3xSxS; mask 1xSxS 0/1; depth 1xSxS 0..255): a quarter of the
@@ -52,6 +53,13 @@ def _stats(stats: dict, kind: str) -> tuple[np.ndarray, np.ndarray]:
     table = stats.get("statistics", stats)  # a whole manifest or its statistics
     entry = table[kind]
     return np.asarray(entry["mean"], dtype=np.float32), np.asarray(entry["std"], dtype=np.float32)
+
+
+def image_normalisation(stats: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(scale, shift) per channel with ``x * scale + shift == (x / 255 - mean) / std`` for uint8
+    x, from the backgrounds' statistics (used for both RGB inputs: see the module's doc)."""
+    mean, std = _stats(stats, "bg")
+    return 1.0 / (255.0 * std), -mean / std
 
 
 def _normalise(image: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> torch.Tensor:
@@ -117,12 +125,8 @@ class FgBgTransform:
                 A.GaussNoise(std_range=(0.01, 0.03), p=0.3),
             ]
         self.pipeline = A.Compose(steps, additional_targets={"bg": "image", "depth": "mask"}, seed=seed)
-        bg_mean, bg_std = _stats(stats, "bg")
-        table = stats.get("statistics", stats)
-        fg_mean, fg_std = _stats(stats, "fg_bg_decoded" if "fg_bg_decoded" in table else "fg_bg")
-        # (x / 255 - mean) / std as one multiply-add per pixel
-        self.bg_scale, self.bg_shift = 1.0 / (255.0 * bg_std), -bg_mean / bg_std
-        self.fg_scale, self.fg_shift = 1.0 / (255.0 * fg_std), -fg_mean / fg_std
+        # (x / 255 - mean) / std as one multiply-add per pixel, the same for both inputs
+        self.scale, self.shift = image_normalisation(stats)
 
     def augment(self, bg: np.ndarray, fg_bg: np.ndarray, mask: np.ndarray, depth: np.ndarray) -> dict:
         """The uint8 arrays after the geometric and photometric steps (before normalisation)."""
@@ -134,18 +138,17 @@ class FgBgTransform:
         if self.output == "uint8":
             return uint8_tensors(out)
         return {
-            "bg": _normalise(out["bg"], self.bg_scale, self.bg_shift),
-            "fg_bg": _normalise(out["fg_bg"], self.fg_scale, self.fg_shift),
+            "bg": _normalise(out["bg"], self.scale, self.shift),
+            "fg_bg": _normalise(out["fg_bg"], self.scale, self.shift),
             "mask": torch.from_numpy(np.ascontiguousarray(out["mask"]))[None].float(),
             "depth": torch.from_numpy(np.ascontiguousarray(out["depth"]))[None].float().div_(255.0),
         }
 
-    def denormalise(self, image: torch.Tensor, kind: str = "fg_bg") -> torch.Tensor:
-        """Back to 0..1 RGB (for display)."""
-        scale, shift = (self.bg_scale, self.bg_shift) if kind == "bg" else (self.fg_scale, self.fg_shift)
+    def denormalise(self, image: torch.Tensor) -> torch.Tensor:
+        """Back to 0..1 RGB (for display), bg or fg_bg alike."""
         # normalised = value01 * scale + shift; works on CxHxW and BxCxHxW, on any device
-        scale = torch.as_tensor(scale * 255.0, dtype=image.dtype, device=image.device).view(-1, 1, 1)
-        shift = torch.as_tensor(shift, dtype=image.dtype, device=image.device).view(-1, 1, 1)
+        scale = torch.as_tensor(self.scale * 255.0, dtype=image.dtype, device=image.device).view(-1, 1, 1)
+        shift = torch.as_tensor(self.shift, dtype=image.dtype, device=image.device).view(-1, 1, 1)
         return (image - shift) / scale
 
 
@@ -176,24 +179,16 @@ class BatchNormaliser:
     def __init__(self, stats: dict | None = None, device: str | torch.device = "cpu"):
         self.stats = stats
         if stats is None:
-            scale = np.full(3, 1.0 / 255.0, dtype=np.float32)
-            self._constants = {"bg": (scale, None), "fg_bg": (scale, None)}
+            self._constants = (np.full(3, 1.0 / 255.0, dtype=np.float32), None)
         else:
-            bg_mean, bg_std = _stats(stats, "bg")
-            table = stats.get("statistics", stats)
-            fg_mean, fg_std = _stats(stats, "fg_bg_decoded" if "fg_bg_decoded" in table else "fg_bg")
-            self._constants = {
-                "bg": (1.0 / (255.0 * bg_std), -bg_mean / bg_std),
-                "fg_bg": (1.0 / (255.0 * fg_std), -fg_mean / fg_std),
-            }
+            self._constants = image_normalisation(stats)
         self.to(device)
 
     def to(self, device: str | torch.device) -> BatchNormaliser:
         self.device = torch.device(device)
-        self.constants = {
-            key: tuple(None if c is None else torch.from_numpy(c).view(1, 3, 1, 1).to(self.device) for c in pair)
-            for key, pair in self._constants.items()
-        }
+        self.constants = tuple(
+            None if c is None else torch.from_numpy(c).view(1, 3, 1, 1).to(self.device) for c in self._constants
+        )
         return self
 
     def __call__(self, batch: dict) -> dict:
@@ -201,7 +196,7 @@ class BatchNormaliser:
         for key in ("bg", "fg_bg"):
             value = batch.get(key)
             if torch.is_tensor(value) and value.dtype == torch.uint8:
-                scale, shift = self.constants[key]
+                scale, shift = self.constants
                 if scale.device != value.device:
                     scale, shift = scale.to(value.device), None if shift is None else shift.to(value.device)
                 image = value.float()

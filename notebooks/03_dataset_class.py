@@ -145,7 +145,7 @@ tiles, titles = [], []
 for i in rng.choice(len(augmented), size=4, replace=False):
     s = augmented[int(i)]
     tiles += [
-        (training.denormalise(s["bg"], "bg").clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8),
+        (training.denormalise(s["bg"]).clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8),
         (training.denormalise(s["fg_bg"]).clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8),
         (s["mask"][0].numpy() * 255).astype(np.uint8),
         (s["depth"][0].numpy() * 255).astype(np.uint8),

@@ -76,7 +76,10 @@ manifest = ensure_dataset(data_dir, profile_config(profile))  # builds it if not
 #   the image gradients (edges of objects must stay sharp). `mode="mask"` or `"depth"` trains one
 #   output first, the course's question of solving one problem before the other.
 # - **Schedule.** AdamW with a one-cycle learning rate over the whole budget, and small-to-large
-#   resolution (64 px, then 96 px): early steps are cheap and learn the coarse task.
+#   resolution (64 px, then 96 px): early steps are cheap and learn the coarse task. The number of
+#   steps that fit the budget is timed at the start and re-planned at every checkpoint from the
+#   pace actually measured (data loading, validation and saving included), so the learning rate
+#   has come down by the time the budget ends.
 # - **Surviving Colab.** Checkpoints (model, optimizer, scheduler, scaler, step, position in the
 #   epoch, random states) are written atomically every few minutes; the last `k` and the best are
 #   kept. `RESUME = True` (or `train --resume`) continues exactly: the data order is a pure

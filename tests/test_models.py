@@ -169,18 +169,67 @@ def test_ground_ramp_passes_gradients_where_it_is_clipped():
     assert (rows.grad > 0).all()
 
 
-def test_default_depth_is_the_ramp_read_at_the_foot_row():
-    """With the foot offset forced to 0 everywhere, the depth is the ground ramp, row by row."""
+@pytest.mark.parametrize("ground_gate", [30.0, -30.0])
+def test_depth_is_the_ramp_on_the_ground_and_the_foot_rows_ramp_above_it(ground_gate):
+    """Gate open: the ground ramp, row by row. Gate closed (everything upright, nothing below but the
+    frame's edge): every pixel stands on the bottom row and takes its ramp. Object rule off, offset 0."""
     torch.manual_seed(0)
     model = build_model(DEFAULT_MODEL).eval()
-    for layer in (model.depth_head[-1], model.refiner.residual[-1]):
-        layer.weight.data[-1:].zero_()
-        layer.bias.data[-1:].zero_()
-    bg, fg_bg = image_pair(64)
+    head, refiner = model.depth_head[-1], model.refiner.residual[-1]
+    head.weight.data.zero_()
+    head.bias.data = torch.tensor([-30.0, ground_gate, 0.0])  # stands (off), gate, offset
+    refiner.weight.data[1:].zero_()
+    refiner.bias.data[1:].zero_()
     with torch.no_grad():
-        depth = model(bg, fg_bg)["depth"]
-    # gate * ramp + (1 - gate) * ramp: equal up to float rounding whatever the gate
-    torch.testing.assert_close(depth, depth[..., :1].expand_as(depth), rtol=0, atol=1e-6, msg="constant along rows")
+        depth = model(*image_pair(64))["depth"]
     column = depth[:, 0, :, 0]
-    assert (column[:, 1:] >= column[:, :-1] - 1e-6).all(), "nearer (larger) lower in the frame"
-    assert (column[:, 0] == 0).all() and (column[:, -1] > 0.1).all(), "sky at the top, ground at the bottom"
+    torch.testing.assert_close(depth, column[:, None, :, None].expand_as(depth), rtol=0, atol=1e-6)
+    if ground_gate > 0:
+        assert (column[:, 1:] >= column[:, :-1] - 1e-6).all(), "nearer (larger) lower in the frame"
+        assert (column[:, 0] < 1e-6).all() and (column[:, -1] > 0.1).all(), "sky at the top, ground at the bottom"
+    else:
+        torch.testing.assert_close(column, column[:, -1:].expand_as(column), rtol=0, atol=1e-6)
+        assert (column[:, -1] > 0.1).all()
+
+
+def test_the_pasted_object_takes_the_ramp_at_its_masks_lowest_row():
+    """A confident mask and an open "stands" gate: the object's pixels get the ramp at its lowest row."""
+    from fgbg_utils.models.fgbg_net import GroundPlane, lowest_rows
+
+    probability = torch.zeros(2, 1, 8, 8)
+    probability[0, 0, 2:6, 3] = 0.9  # lowest row 5
+    probability[0, 0, 6, 5] = 0.4  # below 0.5: not part of it
+    assert lowest_rows(probability).flatten().tolist() == [5.5 / 8, 7.5 / 8]  # none: the bottom row
+    torch.manual_seed(0)
+    model = build_model(DEFAULT_MODEL).eval()
+    head, refiner = model.depth_head[-1], model.refiner.residual[-1]
+    head.weight.data.zero_()
+    refiner.weight.data.zero_()
+    refiner.bias.data.zero_()
+    mask_logits = torch.full((2, 1, 64, 64), -30.0)
+    mask_logits[..., 40:52, 20:30] = 30.0  # the object: rows 40..51
+    head.bias.data = torch.tensor([30.0, 0.0, 0.0])  # stands: open
+    model.mask_head.register_forward_hook(lambda module, inputs, output: mask_logits[..., ::2, ::2])
+    camera = {}
+    model.ground.register_forward_hook(lambda module, inputs, output: camera.update(horizon_slope=output))
+    with torch.no_grad():
+        out = model(*image_pair(64))
+    expected = GroundPlane.encoded(torch.tensor(51.5 / 64), *camera["horizon_slope"])[:1]
+    inside = out["depth"][..., 41:51, 21:29]
+    torch.testing.assert_close(inside, expected.expand_as(inside), rtol=0, atol=1e-4)
+
+
+def test_carry_up_takes_the_value_at_the_nearest_foot_below():
+    """Hand-made columns: a pixel keeps its own value at a foot, else takes the one carried from below."""
+    from fgbg_utils.models.fgbg_net import carry_up
+
+    value = torch.tensor([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [4.0, 40.0]]).view(1, 1, 4, 2)
+    foot = torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.0, 0.0], [1.0, 0.0]]).view(1, 1, 4, 2)
+    expected = torch.tensor([[2.0, 10.0], [2.0, 40.0], [4.0, 40.0], [4.0, 40.0]]).view(1, 1, 4, 2)
+    assert torch.equal(carry_up(foot, value), expected)  # the bottom row keeps its own value, foot or not
+    half = carry_up(torch.full((1, 1, 2, 1), 0.5), torch.tensor([0.0, 8.0]).view(1, 1, 2, 1))
+    assert half.flatten().tolist() == [4.0, 8.0]  # a soft foot mixes its own value with the one below
+    foot.requires_grad_(True)
+    value = value.clone().requires_grad_(True)
+    carry_up(foot, value)[..., 0, 0].sum().backward()
+    assert value.grad[0, 0, 1, 0] == 1 and foot.grad[0, 0, 1, 0] == 2.0 - 4.0  # d/dfoot = own - carried

@@ -291,3 +291,48 @@ def test_fresh_run_sets_aside_an_earlier_runs_checkpoints(dataset, tmp_path):
     assert kept.read_bytes() == b"an earlier run's weights", "nothing is lost"
     train(quick_config(dataset, out, steps=4, resume=True))  # resuming keeps its own checkpoints
     assert kept.exists() and latest_checkpoint(out) == step_checkpoint(out, 4)
+
+
+def test_replanned_steps_fit_the_time_left_at_each_sizes_cost():
+    replanned_steps, sizes = train_module.replanned_steps, (64, 96)
+    assert replanned_steps(30, 100, (64,), (1.0,), 0.5, 10.0) == 50  # 10 s at 0.5 s a step: 20 more
+    # steps 10..36 at 64 px (1 unit) and 37..72 at 96 px (2 units): 27 + 72 = 99 s fit 100 s; 74 steps need 101
+    assert replanned_steps(10, 100, sizes, (1.0, 2.0), 1.0, 100.0) == 73
+    longer = replanned_steps(60, 100, sizes, (1.0, 2.0), 1.0, 1e6)  # at 96 px already
+    assert longer == 120 and train_module.size_at(60, longer, sizes) == 96, "never back to 64 px"
+    assert replanned_steps(10, 100, (64,), (1.0,), 1.0, -5.0) == 11  # out of time: one more step
+
+
+def test_a_replanned_schedule_takes_over_at_the_step_reached():
+    config = TrainConfig(data="", out="", lr=0.01, steps=100)
+    optimizer = train_module.make_optimizer(config, nn.Linear(2, 1))
+    scheduler = train_module.make_scheduler(config, optimizer)
+    for _ in range(30):
+        optimizer.step()
+        scheduler.step()
+    config.steps = 60
+    moved = train_module.make_scheduler(config, optimizer, step=30)
+    fresh = train_module.make_optimizer(config, nn.Linear(2, 1))
+    reference = train_module.make_scheduler(config, fresh)
+    for _ in range(30):
+        fresh.step()
+        reference.step()
+    assert moved.get_last_lr() == reference.get_last_lr() != [config.lr]
+    assert optimizer.param_groups[0]["betas"] == fresh.param_groups[0]["betas"]
+    for _ in range(29):
+        optimizer.step()
+        moved.step()
+    assert moved.get_last_lr()[0] == pytest.approx(config.lr / 25 / 1e4)  # annealed to the end
+
+
+def test_a_timed_run_replans_at_checkpoints_and_ends_its_schedule(dataset, tmp_path, monkeypatch):
+    """The loop follows a new plan (here: 5 steps in all) from the checkpoint where it was made."""
+    monkeypatch.setattr(train_module, "replanned_steps", lambda step, steps, sizes, costs, pace, left: 5)
+    out = tmp_path / "timed"
+    summary = train(quick_config(dataset, out, steps=None, minutes=30.0, checkpoint_every_steps=2))
+    assert summary["steps"] == 5 and summary["stopped"] == "steps"
+    assert json.loads((out / "config.json").read_text())["steps"] == 5
+    first = load_checkpoint(step_checkpoint(out, 2))  # saved after re-planning: a resume follows the plan
+    assert first["config"]["steps"] == 5 and first["scheduler"]["total_steps"] == 5
+    last = load_checkpoint(out / "checkpoints" / "last.pt")["scheduler"]
+    assert last["total_steps"] == 5 and last["last_epoch"] == 5, "the one cycle ran to its end"

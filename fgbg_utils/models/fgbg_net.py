@@ -12,9 +12,16 @@ with the row below the horizon, so the ground's depth is fixed by two numbers pe
 and the slope (1 / camera height). A `GroundPlane` head finds the horizon from a per-row profile of the
 background (sub-pixel, by soft-argmax) and the slope from pooled features, and draws that ramp exactly.
 Everything upright (trees, buildings, the pasted object) stands on the ground and takes the depth of
-its foot row, so the depth head predicts, per pixel, a gate between the ground ramp and the ramp read at
-a foot row some offset below. Any depth map can still be expressed (an offset reaches any value of the
-ramp), so other depth sources train too. A regression head alone smears the ramp near the horizon,
+its foot row. The depth head predicts, per pixel, a gate between the ground ramp and an upright depth.
+The upright depth is read where an upright thing's column ends, just above a pixel the gate calls
+ground (the ramp there, or a predicted offset lower for an overhang such as a tree's crown), and
+carried up the column to every pixel above it: once the gate tells structures from the ground, a
+tall building's depth is right everywhere, with nothing to regress per pixel. The pasted object is
+one such thing, and the mask head has already found it: it takes the ramp at the lowest row of its
+own predicted mask (the builder's rule for its depth), through a learnt "stands on the ground" gate
+that a depth source without that rule (MiDaS) can close. Any depth map can still be expressed (with
+the gate at "ground" below every pixel, an offset reaches any value of the ramp), so other depth
+sources train too. A regression head alone smears the ramp near the horizon,
 where a one-pixel error is a large error in metres.
 
 For a mask-only or depth-only model, train on one loss and read one key of the output.
@@ -175,23 +182,51 @@ class GroundPlane(nn.Module):
 class Refiner(nn.Module):
     """Full-resolution correction of the upsampled raw outputs, from the two input images themselves.
 
-    The heads work at half resolution; the pixel-level change ``|fg_bg - bg|`` pins the object's outline
-    exactly, and small objects far away span only a few pixels. Two narrow 3x3 layers over it (plus
-    ``fg_bg``, the ground ramp and the coarse outputs) add a residual: the only layers at full
-    resolution, kept narrow to stay cheap.
+    The heads work at half resolution; the pixel-level change pins the object's outline exactly,
+    and small objects far away span only a few pixels. Where the outline cuts a pixel, the change
+    is a fraction of the object's full contrast with the background, so the layers see the signed
+    change ``fg_bg - bg`` (the contrast's direction) as well as its size, beside ``fg_bg``, the
+    ground ramp and the coarse outputs. Two narrow 3x3 layers add a residual: the only layers at
+    full resolution, kept narrow to stay cheap.
     """
 
     def __init__(self, outputs: int, hidden: int = 16):
         super().__init__()
         self.residual = nn.Sequential(
-            nn.Conv2d(outputs + 3 + 3 + 1, hidden, kernel_size=3, padding=1),
+            nn.Conv2d(outputs + 3 + 3 + 3 + 1, hidden, kernel_size=3, padding=1),
             nn.ReLU(inplace=True),
             nn.Conv2d(hidden, outputs, kernel_size=3, padding=1),
         )
 
     def forward(self, coarse: Tensor, bg: Tensor, fg_bg: Tensor, ground: Tensor) -> Tensor:
         upsampled = upsample_to(coarse, fg_bg)
-        return upsampled + self.residual(torch.cat((upsampled, fg_bg, (fg_bg - bg).abs(), ground), dim=1))
+        change = fg_bg - bg
+        return upsampled + self.residual(torch.cat((upsampled, fg_bg, change, change.abs(), ground), dim=1))
+
+
+def carry_up(foot: Tensor, value: Tensor) -> Tensor:
+    """Along each column, from the bottom row up: a pixel takes its own `value` where `foot` is 1
+    and the (already carried) value of the pixel below where it is 0; in between, the mix.
+
+    The bottom row always keeps its own value. A linear recurrence, so gradients reach every
+    `foot` and `value` on the way: one small step per row, on rows made contiguous first (7x
+    faster forward and backward on a CPU than strided row slices).
+    """
+    feet, values = (x.movedim(-2, 0).contiguous().unbind(0) for x in (foot, value))
+    carried = [values[-1]]
+    for row in range(len(values) - 2, -1, -1):
+        carried.append(torch.lerp(carried[-1], values[row], feet[row]))
+    return torch.stack(carried[::-1], dim=-2)
+
+
+def lowest_rows(mask_probability: Tensor) -> Tensor:
+    """Each image's lowest row holding a pixel above 0.5, as its centre's fraction of the height from
+    the top (the ramp's rows), shape (batch, 1, 1, 1); the bottom row where there is none."""
+    height = mask_probability.shape[-2]
+    present = mask_probability.amax(dim=-1, keepdim=True) > 0.5  # (batch, 1, height, 1)
+    rows = torch.arange(height, device=mask_probability.device).view(1, 1, height, 1)
+    lowest = torch.where(present, rows, -1).amax(dim=-2, keepdim=True)
+    return (torch.where(lowest < 0, height - 1, lowest).float() + 0.5) / height
 
 
 class FgBgNet(nn.Module):
@@ -208,9 +243,10 @@ class FgBgNet(nn.Module):
             UpBlock(deep, skip) for deep, skip in zip(reversed(widths[1:]), reversed(widths[:-1]), strict=True)
         )
         self.mask_head = Head(widths[0])
-        self.depth_head = Head(widths[0], outputs=2)
+        self.depth_head = Head(widths[0], outputs=3)  # stands, gate, offset
+        nn.init.constant_(self.depth_head[-1].bias[:1], 3.0)  # the object starts on its foot row (p = 0.95)
         self.ground = GroundPlane(widths[0], widths[1], widths[-1])
-        self.refiner = Refiner(outputs=3)
+        self.refiner = Refiner(outputs=4)
 
     def forward(self, bg: Tensor, fg_bg: Tensor) -> Prediction:
         # One encoder pass over both images (same weights), in channels-last layout: both measured
@@ -227,14 +263,24 @@ class FgBgNet(nn.Module):
         rows = row_centres(height, fg_bg.device)[:, None]
         ground = self.ground.encoded(rows, horizon, slope).expand(-1, 1, height, fg_bg.shape[-1])
         coarse = torch.cat((self.mask_head(x), self.depth_head(x)), dim=1)
-        mask_logits, gate_logits, foot_offset = self.refiner(coarse, bg, fg_bg, ground.to(fg_bg.dtype)).split(1, dim=1)
-        # Everything upright stands on the ground and takes the depth of its foot row, so off the
-        # ground the depth is the ramp read `foot_offset` (a fraction of the height) lower. That read sees the camera
-        # through a stop-gradient: an offset could otherwise absorb any horizon error (shift every
-        # offset by it), and the horizon would never have to be right. The camera learns from the
-        # ground alone, which the gate picks per pixel.
-        offset = foot_offset.float().clamp(-2.0, 2.0)  # bounded, so the straight-through read stays finite
-        upright = self.ground.encoded(rows + offset, horizon.detach(), slope.detach(), straight_through=True)
-        gate = torch.sigmoid(gate_logits.float())
-        depth = gate * ground + (1.0 - gate) * upright
-        return prediction(mask_logits, depth.to(mask_logits.dtype))
+        refined = self.refiner(coarse, bg, fg_bg, ground.to(fg_bg.dtype)).float()
+        mask_logits, stands_logits, gate_logits, foot_offset = refined.split(1, dim=1)
+        # Off the ground the depth is the ramp read at the thing's foot row: where the pixel below is
+        # ground, `foot_offset` (a fraction of the height) lower; above that, carried up the column.
+        # Those reads see the camera through a stop-gradient: an offset could otherwise absorb any
+        # horizon error (shift every offset by it), and the horizon would never have to be right.
+        # The camera learns from the ground alone, which the gate picks per pixel.
+        offset = foot_offset.clamp(-2.0, 2.0)  # bounded, so the straight-through read stays finite
+        camera = horizon.detach(), slope.detach()
+        at_foot = self.ground.encoded(rows + offset, *camera, straight_through=True)
+        gate = torch.sigmoid(gate_logits)
+        ground_below = F.pad(gate[..., 1:, :], (0, 0, 0, 1), value=1.0)  # below the frame: the ground
+        upright = carry_up(ground_below, at_foot)
+        scene = gate * ground + (1.0 - gate) * upright
+        # The pasted object: the ramp at its mask's lowest row. The mask is read, not taught, here
+        # (detached): the depth loss must not move the outline.
+        object_probability = torch.sigmoid(mask_logits).detach()
+        on_its_foot = self.ground.encoded(lowest_rows(object_probability), *camera)
+        weight = object_probability * torch.sigmoid(stands_logits)
+        depth = scene + weight * (on_its_foot - scene)
+        return prediction(mask_logits, depth)
