@@ -30,8 +30,8 @@ import torch
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
-from .data import FgBgDataset, make_loader
-from .evaluate import evaluate, evenly_spaced, evenly_spaced_positions, load_model, prepare_scoring
+from .data import FgBgDataset, evenly_spaced, evenly_spaced_positions, make_loader
+from .evaluate import evaluate, load_model, prepare_scoring
 from .metrics import ID_KEYS, MetricAccumulator, mask_stats
 from .runtime import in_colab
 from .train import TrainConfig, latest_checkpoint, load_checkpoint, read_metrics, train

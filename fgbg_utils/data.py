@@ -48,7 +48,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset, Subset, get_worker_info
 
 from .compose import MASK_THRESHOLD, prepare_foreground
 from .depth import GroundCamera, encode_depth
@@ -273,6 +273,22 @@ def verify_shards(root: Path, progress: bool = False) -> list[str]:
 
 
 # --- the zip-backed dataset ---------------------------------------------------------------
+
+
+def evenly_spaced_positions(count: int, limit: int | None) -> list[int]:
+    """`limit` positions spread evenly over 0..count-1 (both ends included), or all of them: a
+    subset that covers every background and foreground of the split, the same on every call."""
+    if limit is None or limit >= count:
+        return list(range(count))
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1 sample, got {limit}")
+    return np.linspace(0, count - 1, limit).astype(int).tolist()
+
+
+def evenly_spaced(dataset: FgBgDataset, limit: int | None) -> Dataset:
+    """`dataset`, or its `limit` evenly spaced samples (`evenly_spaced_positions`)."""
+    positions = evenly_spaced_positions(len(dataset), limit)
+    return dataset if len(positions) == len(dataset) else Subset(dataset, positions)
 
 
 def background_codec_quality(manifest: dict) -> int | None:

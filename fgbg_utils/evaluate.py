@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
-from .data import FgBgDataset, make_loader
+from .data import FgBgDataset, evenly_spaced, evenly_spaced_positions, make_loader
 from .metrics import MetricAccumulator, background_depth, choose_difference_threshold, difference_mask
 from .models import build_model
 from .runtime import default_device
@@ -96,22 +95,6 @@ def prepare_scoring(data: str | Path, checkpoint: str | Path, device: str | None
     transform = make_transforms(size, train=False, stats=manifest["statistics"], output="uint8")
     normaliser = BatchNormaliser(manifest["statistics"]).to(device)
     return Scoring(root, device, state, manifest, size, transform, normaliser, load_model(state, device))
-
-
-def evenly_spaced_positions(count: int, limit: int | None) -> list[int]:
-    """`limit` positions spread evenly over 0..count-1 (both ends included), or all of them: a
-    subset that covers every background and foreground of the split, the same on every call."""
-    if limit is None or limit >= count:
-        return list(range(count))
-    if limit < 1:
-        raise ValueError(f"limit must be at least 1 sample, got {limit}")
-    return np.linspace(0, count - 1, limit).astype(int).tolist()
-
-
-def evenly_spaced(dataset: FgBgDataset, limit: int | None) -> FgBgDataset | Subset:
-    """`dataset`, or its `limit` evenly spaced samples (`evenly_spaced_positions`)."""
-    positions = evenly_spaced_positions(len(dataset), limit)
-    return dataset if len(positions) == len(dataset) else Subset(dataset, positions)
 
 
 def choose_threshold(root: Path, split: str, transform, batch_size: int, limit: int | None) -> dict:

@@ -37,7 +37,7 @@ from torch import nn
 from torch.utils.data import Dataset, Sampler, Subset
 from tqdm.auto import tqdm
 
-from .data import FgBgDataset, make_loader
+from .data import FgBgDataset, evenly_spaced, make_loader
 from .losses import FgBgLoss, LossWeights, NonFiniteLossError
 from .metrics import MetricAccumulator
 from .models import DEFAULT_MODEL, build_model
@@ -99,6 +99,7 @@ class TrainConfig:
     checkpoint_every_minutes: float | None = 10.0
     keep_last: int = 3
     val_samples: int | None = 256
+    """Validate on this many samples spread evenly over the test split (every background), or all."""
     train_limit: int | None = None
     """Use only the first N training samples (overfitting checks)."""
     deterministic: bool = False
@@ -503,7 +504,7 @@ class Run:
         self.sizes = config.sizes or (int(manifest["generation"]["parameters"]["size"]),)
         train_split, self.val_split = split_names(config.split)
         self.train_set = limited(FgBgDataset(config.data, train_split), config.train_limit)
-        self.val_set = limited(FgBgDataset(config.data, self.val_split), config.val_samples)
+        self.val_set = evenly_spaced(FgBgDataset(config.data, self.val_split), config.val_samples)
         self.per_epoch = batches_per_epoch(len(self.train_set), config.batch_size, ranks.world)
         if self.per_epoch == 0:
             raise ValueError(
@@ -688,7 +689,7 @@ def split_names(family: str) -> tuple[str, str]:
 
 
 def limited(dataset: Dataset, count: int | None) -> Dataset:
-    """The first `count` samples (a quick validation, an overfitting check), or all."""
+    """The first `count` samples (an overfitting check), or all."""
     return Subset(dataset, range(min(count, len(dataset)))) if count else dataset
 
 

@@ -29,9 +29,9 @@ from fgbg_utils.browse import (
     show_browser,
     worst_cases,
 )
-from fgbg_utils.data import FgBgDataset
+from fgbg_utils.data import FgBgDataset, evenly_spaced_positions
 from fgbg_utils.depth import FAR_M, NEAR_M
-from fgbg_utils.evaluate import evaluation_size, evenly_spaced_positions, load_model
+from fgbg_utils.evaluate import evaluation_size, load_model
 from fgbg_utils.store import read_manifest
 from fgbg_utils.train import TrainConfig, load_checkpoint, save_checkpoint
 from fgbg_utils.transforms import make_transforms

@@ -10,8 +10,8 @@ import torch
 from fgbg_utils import evaluate as evaluate_module
 from fgbg_utils.build import BuildConfig, make_dataset
 from fgbg_utils.cli import main
-from fgbg_utils.data import load_splits
-from fgbg_utils.evaluate import evaluate, evenly_spaced_positions
+from fgbg_utils.data import evenly_spaced_positions, load_splits
+from fgbg_utils.evaluate import evaluate
 from fgbg_utils.models import build_model
 from fgbg_utils.train import TrainConfig, save_checkpoint
 

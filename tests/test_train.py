@@ -336,3 +336,12 @@ def test_a_timed_run_replans_at_checkpoints_and_ends_its_schedule(dataset, tmp_p
     assert first["config"]["steps"] == 5 and first["scheduler"]["total_steps"] == 5
     last = load_checkpoint(out / "checkpoints" / "last.pt")["scheduler"]
     assert last["total_steps"] == 5 and last["last_epoch"] == 5, "the one cycle ran to its end"
+
+
+def test_validation_covers_the_whole_split_evenly(dataset, tmp_path):
+    """Samples are stored background by background: the first N would validate on a few scenes only."""
+    run = Run(quick_config(dataset, tmp_path / "val", val_samples=5), Distributed(rank=0, world=1))
+    test_samples = len(load_splits(dataset)["unseen"]["test"])
+    assert list(run.val_set.indices) == [i * (test_samples - 1) // 4 for i in range(5)]
+    bg_ids = {run.val_set[i]["bg_id"] for i in range(5)}
+    assert len(bg_ids) > 1
