@@ -522,11 +522,16 @@ class Run:
         self.running: dict[str, torch.Tensor] = {}
         self.running_steps = 0
         self.last_saved: Path | None = None
-        self.replan = False
-        """Re-plan `config.steps` at every checkpoint (a session whose steps were calibrated)."""
         self.step_costs: tuple[float, ...] = ()
+        """Calibrated seconds per step at each size; set when `steps` was calibrated, which turns
+        on re-planning at every checkpoint (`replanning`)."""
         self.cost_done = 0.0
         """Sum of `step_costs` over the steps of this session (for the measured pace)."""
+
+    @property
+    def replanning(self) -> bool:
+        """A session whose steps were calibrated (from `minutes`) re-plans them at each checkpoint."""
+        return bool(self.step_costs)
 
     @property
     def module(self) -> nn.Module:
@@ -817,7 +822,6 @@ def run_training(config: TrainConfig, checkpoint: dict | None, ranks: Distribute
     run = Run(config, ranks)
     if config.steps is None:
         config.steps = calibrate_steps(run)
-        run.replan = config.minutes is not None
     run.prepare_optimization()
     if checkpoint is not None:
         run.restore(checkpoint)
@@ -836,7 +840,7 @@ def run_training(config: TrainConfig, checkpoint: dict | None, ranks: Distribute
 
 def loop(run: Run, timer: StepTimer, started: float) -> str:
     """Train until `steps` ("steps") or the session's `minutes` ("minutes"); checkpoints on the
-    way (re-planning the steps at each when `run.replan`). A non-finite loss raises
+    way (re-planning the steps at each when `run.replanning`). A non-finite loss raises
     NonFiniteLossError naming the step and the last checkpoint."""
     config = run.config
     last_save = looping = time.perf_counter()
@@ -853,17 +857,17 @@ def loop(run: Run, timer: StepTimer, started: float) -> str:
                 except NonFiniteLossError as error:
                     raise non_finite(error, run) from error
                 timer.steps += 1
-                if run.replan:
+                if run.replanning:
                     run.cost_done += run.step_costs[run.sizes.index(size)]
                 run.advance()
                 bar.update(1)
                 if due(run, last_save):
                     # re-planned before saving, so a resume from this checkpoint follows the new plan
-                    replanned = run.replan and replan(run, time.perf_counter() - looping, started, 2 * saving)
-                    saving = time.perf_counter()
+                    replanned = run.replanning and replan(run, time.perf_counter() - looping, started, 2 * saving)
+                    saving_from = time.perf_counter()
                     run.checkpoint(size)
                     last_save = time.perf_counter()
-                    saving = last_save - saving
+                    saving = last_save - saving_from
                     timer.restart()
                     if replanned:
                         bar.total = config.steps
