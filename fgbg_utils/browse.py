@@ -408,7 +408,18 @@ def metric_distributions(predictions: SplitPredictions, threshold: float = 0.5, 
 
 
 LEARNING_PANELS = (
-    ("training loss", ("train_total", "train_mask_bce", "train_mask_dice", "train_depth_l1", "train_depth_ssim")),
+    (
+        "training loss",
+        (
+            "train_total",
+            "train_mask_bce",
+            "train_mask_dice",
+            "train_mask_lovasz",
+            "train_depth_l1",
+            "train_depth_ssim",
+            "train_depth_ground",
+        ),
+    ),
     ("mask (validation)", ("val_mask_iou", "val_mask_dice")),
     ("depth error (validation)", ("val_depth_rmse", "val_depth_mae")),
     ("depth δ1 (validation)", ("val_depth_delta1",)),

@@ -1,4 +1,5 @@
-"""Training losses for the two heads: BCE + Dice on the mask logits, L1 + SSIM + gradient on depth.
+"""Training losses for the two heads: BCE + Dice + Lovász hinge on the mask logits, L1 + SSIM + gradient on
+depth, and BCE on where the depth follows the ground for networks that predict it.
 
 Conventions (shared with `fgbg_utils.metrics`):
 
@@ -20,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-MASK_PARTS = ("mask_bce", "mask_dice")
-DEPTH_PARTS = ("depth_l1", "depth_ssim", "depth_grad")
+MASK_PARTS = ("mask_bce", "mask_dice", "mask_lovasz")
+DEPTH_PARTS = ("depth_l1", "depth_ssim", "depth_grad", "depth_ground")
 PARTS = MASK_PARTS + DEPTH_PARTS
 MODES = ("joint", "mask", "depth")
 
@@ -48,6 +49,26 @@ def dice_loss(logits: Tensor, target: Tensor, eps: float = 1.0) -> Tensor:
     intersection = (probs * target).sum(1)
     denominator = probs.sum(1) + target.sum(1)
     return (1.0 - (2.0 * intersection + eps) / (denominator + eps)).mean()
+
+
+def lovasz_hinge(logits: Tensor, target: Tensor) -> Tensor:
+    """Lovász hinge loss (Berman et al. 2018) per image, averaged over the batch.
+
+    The Lovász extension of the IoU loss evaluated at the hinge errors ``relu(1 - logit * sign)``:
+    a convex surrogate whose minimum is the mask with the best IoU of the image, where Dice
+    rewards overlap only through probabilities. Each pixel's error is weighted by how much the IoU
+    drops when that pixel joins the errors larger than it, so the one-pixel outline of a small
+    object, most of its IoU, weighs as much as it counts.
+    """
+    logits, target = _float(logits).flatten(1), _float(target).flatten(1)
+    errors, order = (1.0 - logits * (2.0 * target - 1.0)).sort(dim=1, descending=True)
+    truth = target.gather(1, order)
+    total = truth.sum(1, keepdim=True)
+    intersection = total - truth.cumsum(1)
+    union = total + (1.0 - truth).cumsum(1)
+    iou_loss = 1.0 - intersection / union
+    weights = torch.cat((iou_loss[:, :1], iou_loss[:, 1:] - iou_loss[:, :-1]), dim=1)
+    return (F.relu(errors) * weights).sum(1).mean()
 
 
 def _window(size: int, gaussian: bool, sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
@@ -108,15 +129,41 @@ def gradient_loss(pred: Tensor, target: Tensor) -> Tensor:
     return (dx.abs().mean() if dx.numel() else zero) + (dy.abs().mean() if dy.numel() else zero)
 
 
+def ground_target(depth: Tensor) -> Tensor:
+    """1 where a pixel's depth follows the ground, 0 where it belongs to an upright thing, from the
+    depth map alone; shape Bx1x(H-1)xW (the bottom row has nothing below to compare with).
+
+    Over the ground, depth changes from each row to the next (nearer lower in the frame); an
+    upright thing stands at one depth, so a pixel with exactly the depth of the pixel below it is
+    upright. The sky (0, the far plane) counts as ground: the ground's ramp is 0 there too.
+    Exact equality suits the 8-bit maps up to 224 px: one row of ground is at least one level.
+    """
+    depth = _float(depth)
+    upright = (depth[..., :-1, :] == depth[..., 1:, :]) & (depth[..., :-1, :] > 0)
+    return (~upright).to(depth.dtype)
+
+
+def ground_loss(ground_logits: Tensor, depth: Tensor) -> Tensor:
+    """BCE between the predicted ground logits and `ground_target` (bottom row left out).
+
+    The depth loss alone teaches the ground/upright choice only through the depth it mixes, and
+    the sky (a third of the pixels, where the ramp is right) pulled it to "ground" everywhere
+    above the horizon: trees and buildings came out as sky.
+    """
+    return F.binary_cross_entropy_with_logits(_float(ground_logits)[..., :-1, :], ground_target(depth))
+
+
 @dataclass
 class LossWeights:
     """Weight of each term in the total; a weight of 0 skips computing the term."""
 
     mask_bce: float = 1.0
     mask_dice: float = 1.0
+    mask_lovasz: float = 1.0
     depth_l1: float = 1.0
     depth_ssim: float = 1.0
     depth_grad: float = 1.0
+    depth_ground: float = 1.0
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -132,8 +179,9 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class FgBgLoss(nn.Module):
-    """Weighted sum of the mask terms (BCE-with-logits, Dice) and the depth terms
-    (L1, (1 - SSIM) / 2, gradient L1).
+    """Weighted sum of the mask terms (BCE-with-logits, Dice, Lovász hinge) and the depth terms
+    (L1, (1 - SSIM) / 2, gradient L1, and `ground_loss` for a network whose outputs hold
+    ``"ground"``; reported as 0 for the others).
 
     ``mode="mask"`` or ``"depth"`` drops the other task's terms (their parts are reported as
     0), to answer the course's question of solving one output first; ``"joint"`` uses both.
@@ -166,8 +214,12 @@ class FgBgLoss(nn.Module):
             logits, target = _float(outputs["mask"]), _float(batch["mask"]).to(outputs["mask"].device)
             if name == "mask_bce":
                 return F.binary_cross_entropy_with_logits(logits, target)
-            return dice_loss(logits, target)
+            if name == "mask_dice":
+                return dice_loss(logits, target)
+            return lovasz_hinge(logits, target)
         pred, target = _float(outputs["depth"]), _float(batch["depth"]).to(outputs["depth"].device)
+        if name == "depth_ground":
+            return ground_loss(outputs["ground"], target)
         if name == "depth_l1":
             return F.l1_loss(pred, target)
         if name == "depth_ssim":
@@ -182,7 +234,7 @@ class FgBgLoss(nn.Module):
         parts: dict[str, Tensor] = {}
         for name in PARTS:
             weight = getattr(self.weights, name)
-            if name not in active or weight == 0:
+            if name not in active or weight == 0 or (name == "depth_ground" and "ground" not in outputs):
                 parts[name] = zero.detach()
                 continue
             value = self._term(name, outputs, batch)

@@ -72,9 +72,14 @@ manifest = ensure_dataset(data_dir, profile_config(profile))  # builds it if not
 # ## What is trained, and how
 #
 # - **Losses.** Mask: binary cross-entropy on the logits plus Dice (Dice keeps small objects from
-#   being drowned by the background pixels). Depth: L1 plus structural similarity plus an L1 on
-#   the image gradients (edges of objects must stay sharp). `mode="mask"` or `"depth"` trains one
-#   output first, the course's question of solving one problem before the other.
+#   being drowned by the background pixels) plus the Lovász hinge (a convex stand-in for the IoU of
+#   each image, so a small object's outline counts as much as it does in the score). Depth: L1 plus
+#   structural similarity plus an L1 on the image gradients (edges of objects must stay sharp),
+#   and, for `fgbg_net`, a cross-entropy on which pixels follow the ground: read off the target
+#   itself (an upright thing has the depth of the pixel below it, the ground does not). Without it
+#   a run could let the sky teach "ground" everywhere above the horizon, and trees came out as sky.
+#   `mode="mask"` or `"depth"` trains one output first, the course's question of solving one
+#   problem before the other.
 # - **Schedule.** AdamW with a one-cycle learning rate over the whole budget, and small-to-large
 #   resolution (64 px, then 96 px): early steps are cheap and learn the coarse task. The number of
 #   steps that fit the budget is timed at the start and re-planned at every checkpoint from the

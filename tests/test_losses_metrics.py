@@ -15,6 +15,9 @@ from fgbg_utils.losses import (
     NonFiniteLossError,
     dice_loss,
     gradient_loss,
+    ground_loss,
+    ground_target,
+    lovasz_hinge,
     ssim,
 )
 from fgbg_utils.metrics import (
@@ -209,6 +212,51 @@ def test_ssim_is_per_image():
 # --- losses -------------------------------------------------------------------------------------
 
 
+def lovasz_by_definition(logits: np.ndarray, target: np.ndarray) -> float:
+    """The Lovász extension of the IoU loss at the hinge errors, by its definition: sort the errors,
+    grow the set of mispredicted pixels one at a time, and weight each error by the IoU loss it adds."""
+
+    def iou_loss(truth: np.ndarray, wrong: np.ndarray) -> float:
+        union = (truth | wrong).sum()
+        return 0.0 if union == 0 else 1.0 - (truth & ~wrong).sum() / union
+
+    losses = []
+    for z, t in zip(logits.reshape(len(logits), -1), target.reshape(len(target), -1).astype(bool), strict=True):
+        errors = np.maximum(1.0 - z * np.where(t, 1.0, -1.0), 0.0)
+        wrong, total = np.zeros_like(t), 0.0
+        for pixel in np.argsort(-errors, kind="stable"):
+            before = iou_loss(t, wrong)
+            wrong[pixel] = True
+            total += errors[pixel] * (iou_loss(t, wrong) - before)
+        losses.append(total)
+    return float(np.mean(losses))
+
+
+def test_lovasz_hinge_matches_its_definition():
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((4, 1, 5, 5)) * 2
+    t = rng.random((4, 1, 5, 5)) > 0.6
+    t[2] = False  # an empty target: the loss is the largest hinge error
+    t[3] = True
+    loss = lovasz_hinge(torch.from_numpy(z), torch.from_numpy(t.astype(np.float64)))
+    assert loss.item() == pytest.approx(lovasz_by_definition(z, t), rel=1e-9)
+    assert lovasz_by_definition(z[2:3], t[2:3]) == pytest.approx(np.maximum(1 + z[2], 0).max())
+    perfect = torch.from_numpy(np.where(t, 3.0, -3.0))  # every pixel beyond the margin: no loss
+    assert lovasz_hinge(perfect, torch.from_numpy(t.astype(np.float64))).item() == 0
+
+
+def test_lovasz_hinge_weighs_a_small_objects_outline_by_its_iou():
+    """One wrong pixel costs 1/|union| of the IoU: more on a 4-pixel object than on a 16-pixel one."""
+    small, large = torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8)
+    small[..., 2:4, 2:4], large[..., 2:6, 2:6] = 1, 1
+    losses = []
+    for target in (small, large):
+        logits = torch.where(target > 0, 1.0, -1.0)  # every pixel exactly on the margin ...
+        logits[..., 2, 2] = 0.0  # ... but one object pixel undecided: hinge error 1
+        losses.append(lovasz_hinge(logits, target).item())
+    assert losses == pytest.approx([1 / 4, 1 / 16])
+
+
 def test_bce_and_dice_against_formulas():
     rng = np.random.default_rng(2)
     z = rng.standard_normal((2, 1, 4, 4))
@@ -222,7 +270,9 @@ def test_bce_and_dice_against_formulas():
     assert parts["mask_bce"].item() == pytest.approx(bce, rel=1e-6)
     assert parts["mask_dice"].item() == pytest.approx(dice, rel=1e-6)
     assert dice_loss(torch.from_numpy(z), torch.from_numpy(t)).item() == pytest.approx(dice, rel=1e-6)
-    assert total.item() == pytest.approx(bce + dice, rel=1e-6)
+    lovasz = lovasz_by_definition(z, t.astype(bool))
+    assert parts["mask_lovasz"].item() == pytest.approx(lovasz, rel=1e-6)
+    assert total.item() == pytest.approx(bce + dice + lovasz, rel=1e-6)
 
 
 def test_dice_loss_empty_target_and_prediction_is_near_zero():
@@ -242,6 +292,7 @@ def test_gradient_loss_hand_case():
 def _pair_batch(seed=0):
     g = torch.Generator().manual_seed(seed)
     outputs = {"mask": torch.randn(2, 1, 8, 8, generator=g), "depth": torch.rand(2, 1, 8, 8, generator=g)}
+    outputs["ground"] = torch.randn(2, 1, 8, 8, generator=g)
     batch = {"mask": (torch.rand(2, 1, 8, 8, generator=g) > 0.5).float(), "depth": torch.rand(2, 1, 8, 8, generator=g)}
     return outputs, batch
 
@@ -256,6 +307,34 @@ def test_depth_terms_against_formulas():
     assert total.item() == pytest.approx(sum(parts[k].item() for k in DEPTH_PARTS), rel=1e-6)
 
 
+def test_ground_target_hand_case():
+    """Ground where the depth changes to the row below (and the sky), upright where it does not."""
+    depth = torch.tensor(
+        [
+            [0.0, 0.0, 0.3],  # sky, sky, a post's top
+            [0.0, 0.2, 0.3],  # sky, a rock's top, the post
+            [0.5, 0.2, 0.3],  # ground, the rock's foot, the post's foot
+            [0.6, 0.6, 0.6],  # ground (the bottom row is left out)
+        ]
+    ).view(1, 1, 4, 3)
+    expected = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [1.0, 1.0, 1.0]]).view(1, 1, 3, 3)
+    assert torch.equal(ground_target(depth), expected)
+    logits = torch.randn(1, 1, 4, 3, generator=torch.Generator().manual_seed(1))
+    p, t = torch.sigmoid(logits[..., :-1, :]).numpy(), expected.numpy()
+    reference = -(t * np.log(p) + (1 - t) * np.log(1 - p)).mean()
+    assert ground_loss(logits, depth).item() == pytest.approx(reference, rel=1e-6)
+
+
+def test_ground_term_only_for_networks_that_predict_the_ground():
+    outputs, batch = _pair_batch()
+    _, with_ground = FgBgLoss(mode="depth")(outputs, batch)
+    assert with_ground["depth_ground"].item() == pytest.approx(ground_loss(outputs["ground"], batch["depth"]).item())
+    del outputs["ground"]  # a seed network: mask and depth only
+    total, without = FgBgLoss(mode="depth")(outputs, batch)
+    assert without["depth_ground"] == 0
+    assert total.item() == pytest.approx((with_ground["total"] - with_ground["depth_ground"]).item(), rel=1e-6)
+
+
 def test_loss_modes_zero_the_other_task_and_weights_apply():
     outputs, batch = _pair_batch()
     _, joint = FgBgLoss()(outputs, batch)
@@ -266,7 +345,9 @@ def test_loss_modes_zero_the_other_task_and_weights_apply():
     assert all(depth_only[k] == 0 for k in MASK_PARTS) and all(depth_only[k] > 0 for k in DEPTH_PARTS)
     assert joint["total"].item() == pytest.approx(mask_only["total"].item() + depth_only["total"].item(), rel=1e-6)
     weighted, parts = FgBgLoss(LossWeights(mask_bce=2.0, mask_dice=0.0, depth_ssim=0.5))(outputs, batch)
-    expected = 2 * joint["mask_bce"] + joint["depth_l1"] + 0.5 * joint["depth_ssim"] + joint["depth_grad"]
+    mask_part = 2 * joint["mask_bce"] + joint["mask_lovasz"]
+    depth_part = joint["depth_l1"] + 0.5 * joint["depth_ssim"] + joint["depth_grad"] + joint["depth_ground"]
+    expected = mask_part + depth_part
     assert weighted.item() == pytest.approx(expected.item(), rel=1e-6)
     assert parts["mask_dice"] == 0
     with pytest.raises(ValueError, match="mode"):

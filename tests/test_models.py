@@ -54,7 +54,7 @@ def test_forward_shapes_dtypes_and_depth_range(name, size):
     torch.manual_seed(0)
     model = build_model(name)
     output = model(*image_pair(size))
-    assert set(output) == {"mask", "depth"}
+    assert set(output) == ({"mask", "depth", "ground"} if name == DEFAULT_MODEL else {"mask", "depth"})
     for value in output.values():
         assert value.shape == (2, 1, size, size)
         assert value.dtype == torch.float32
@@ -233,3 +233,32 @@ def test_carry_up_takes_the_value_at_the_nearest_foot_below():
     value = value.clone().requires_grad_(True)
     carry_up(foot, value)[..., 0, 0].sum().backward()
     assert value.grad[0, 0, 1, 0] == 1 and foot.grad[0, 0, 1, 0] == 2.0 - 4.0  # d/dfoot = own - carried
+
+
+def test_row_statistics_match_numpy():
+    """The horizon's raw profile: per row and channel, the mean, the spread along the row, and the
+    mean change to the next row down (the bottom row repeats the one above it)."""
+    import numpy as np
+
+    from fgbg_utils.models.fgbg_net import row_statistics
+
+    image = np.random.default_rng(3).standard_normal((2, 3, 5, 7)).astype(np.float32)
+    down = np.abs(np.diff(image, axis=2))
+    down = np.concatenate((down, down[:, :, -1:]), axis=2)
+    expected = np.concatenate((image.mean(3), image.std(3, ddof=1), down.mean(3)), axis=1)
+    profile = row_statistics(torch.from_numpy(image))
+    assert profile.shape == (2, 9, 5)
+    np.testing.assert_allclose(profile.numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_one_learnt_camera_height_serves_every_image():
+    """The slope is the dataset's, not each image's: equal across a batch of different scenes,
+    1 / 1.6 m at the start, and learnt from the depth loss."""
+    model = build_model(DEFAULT_MODEL)
+    seen = {}
+    model.ground.register_forward_hook(lambda module, inputs, output: seen.update(slope=output[1]))
+    bg, fg_bg = image_pair(64)
+    model(torch.cat((bg, -bg)), torch.cat((fg_bg, 2 * fg_bg)))["depth"].mean().backward()
+    slope = seen["slope"].flatten()
+    assert slope.shape == (4,) and torch.allclose(slope, torch.full_like(slope, 1 / 1.6))
+    assert model.ground.camera_height.weight.grad.abs().item() > 0
