@@ -17,6 +17,8 @@ from fgbg_utils.losses import (
     gradient_loss,
     ground_loss,
     ground_target,
+    horizon_from_depth,
+    horizon_loss,
     lovasz_hinge,
     ssim,
 )
@@ -340,9 +342,11 @@ def test_loss_modes_zero_the_other_task_and_weights_apply():
     _, joint = FgBgLoss()(outputs, batch)
     _, mask_only = FgBgLoss(mode="mask")(outputs, batch)
     _, depth_only = FgBgLoss(mode="depth")(outputs, batch)
-    assert all(joint[k] > 0 for k in MASK_PARTS + DEPTH_PARTS)
+    depth_parts = tuple(k for k in DEPTH_PARTS if k != "depth_horizon")  # these outputs hold no "horizon"
+    assert joint["depth_horizon"] == 0 and depth_only["depth_horizon"] == 0
+    assert all(joint[k] > 0 for k in MASK_PARTS + depth_parts)
     assert all(mask_only[k] == 0 for k in DEPTH_PARTS) and all(mask_only[k] > 0 for k in MASK_PARTS)
-    assert all(depth_only[k] == 0 for k in MASK_PARTS) and all(depth_only[k] > 0 for k in DEPTH_PARTS)
+    assert all(depth_only[k] == 0 for k in MASK_PARTS) and all(depth_only[k] > 0 for k in depth_parts)
     assert joint["total"].item() == pytest.approx(mask_only["total"].item() + depth_only["total"].item(), rel=1e-6)
     weighted, parts = FgBgLoss(LossWeights(mask_bce=2.0, mask_dice=0.0, depth_ssim=0.5))(outputs, batch)
     mask_part = 2 * joint["mask_bce"] + joint["mask_lovasz"]
@@ -465,3 +469,48 @@ def test_accumulator_binary_baseline_and_one_task():
     with pytest.raises(ValueError, match="tasks"):
         acc.update({"depth": torch.rand(1, 1, 16, 16)}, {"depth": torch.rand(1, 1, 16, 16)})
     assert MetricAccumulator("empty").summary() == {"split": "empty", "images": 0}
+
+
+def _scene_depth(camera, size: int) -> np.ndarray:
+    """A scene's encoded depth (0..1) as the builder makes it: ground and sky, a post standing on
+    row 70, and a tree crown overhanging the ground at its foot's depth (rows 40..55, foot row 75)."""
+    depth = encode_depth(camera.ground_depth(size)).astype(np.float64)
+    depth[50:71, 10:13] = encode_depth(camera.row_depth(70, size))
+    depth[40:56, 30:50] = encode_depth(camera.row_depth(75, size))
+    depth[56:76, 38:41] = encode_depth(camera.row_depth(75, size))
+    return depth / 255.0
+
+
+@pytest.mark.parametrize(("horizon", "height_m"), [(0.37, 1.5), (0.45, 1.8)])
+def test_horizon_fitted_to_the_ground_of_a_depth_map(horizon, height_m):
+    """The least-squares ground line meets the far plane at the camera's horizon, within 0.15
+    of a pixel (8-bit rounding), with upright things (a crown included) left out."""
+    from fgbg_utils.depth import GroundCamera
+
+    size = 96
+    camera = GroundCamera(horizon=horizon, height_m=height_m)
+    depth = torch.from_numpy(_scene_depth(camera, size))[None, None]
+    sky = torch.zeros_like(depth)  # nothing to fit
+    fitted, valid = horizon_from_depth(torch.cat((depth, sky)))
+    assert valid.tolist() == [True, False]
+    assert abs(fitted[0].item() - horizon) * size < 0.15
+
+
+def test_horizon_loss_spreads_the_target_over_two_rows():
+    """Scores that put the fitted horizon's two neighbouring rows at their shares reach the
+    minimum (the entropy of the split), and their soft-argmax is that horizon."""
+    from fgbg_utils.depth import GroundCamera
+    from fgbg_utils.models.fgbg_net import soft_argmax_row
+
+    size = 96
+    depth = torch.from_numpy(_scene_depth(GroundCamera(horizon=0.4, height_m=1.6), size))[None, None]
+    fitted, _ = horizon_from_depth(depth)
+    position = fitted.item() * size - 0.5
+    lower, share = int(np.floor(position)), position - np.floor(position)
+    scores = torch.full((1, size), -1e9, dtype=torch.float64)
+    scores[0, lower], scores[0, lower + 1] = np.log(1 - share), np.log(share)
+    entropy = -((1 - share) * np.log(1 - share) + share * np.log(share))
+    assert horizon_loss(scores, depth).item() == pytest.approx(entropy, rel=1e-6)
+    assert soft_argmax_row(scores).item() == pytest.approx(fitted.item(), abs=1e-6)
+    uniform = torch.zeros(1, size, dtype=torch.float64)
+    assert horizon_loss(uniform, depth).item() == pytest.approx(np.log(size), rel=1e-9)

@@ -54,7 +54,8 @@ def test_forward_shapes_dtypes_and_depth_range(name, size):
     torch.manual_seed(0)
     model = build_model(name)
     output = model(*image_pair(size))
-    assert set(output) == ({"mask", "depth", "ground"} if name == DEFAULT_MODEL else {"mask", "depth"})
+    assert set(output) == ({"mask", "depth", "ground", "horizon"} if name == DEFAULT_MODEL else {"mask", "depth"})
+    assert output.pop("horizon", torch.zeros(2, size)).shape == (2, size)  # a score per row
     for value in output.values():
         assert value.shape == (2, 1, size, size)
         assert value.dtype == torch.float32
@@ -211,10 +212,10 @@ def test_the_pasted_object_takes_the_ramp_at_its_masks_lowest_row():
     head.bias.data = torch.tensor([30.0, 0.0, 0.0])  # stands: open
     model.mask_head.register_forward_hook(lambda module, inputs, output: mask_logits[..., ::2, ::2])
     camera = {}
-    model.ground.register_forward_hook(lambda module, inputs, output: camera.update(horizon_slope=output))
+    model.ground.register_forward_hook(lambda module, inputs, output: camera.update(outputs=output))
     with torch.no_grad():
         out = model(*image_pair(64))
-    expected = GroundPlane.encoded(torch.tensor(51.5 / 64), *camera["horizon_slope"])[:1]
+    expected = GroundPlane.encoded(torch.tensor(51.5 / 64), *camera["outputs"])[:1]
     inside = out["depth"][..., 41:51, 21:29]
     torch.testing.assert_close(inside, expected.expand_as(inside), rtol=0, atol=1e-4)
 

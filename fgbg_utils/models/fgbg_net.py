@@ -128,8 +128,10 @@ class Horizon(nn.Module):
     that into a 1-D signal at full resolution: the raw image's row statistics, which need no
     training to show the sky ending, and the encoder's fine and coarse features, which see the
     converging lines. A few 1-D convolutions score every row, and the softmax-weighted mean row
-    (soft-argmax) gives a sub-pixel position. A linear read-out of pooled features measured 1.5 px
-    off at 96 px; near the horizon one pixel is tens of metres.
+    (soft-argmax, `soft_argmax_row`) gives a sub-pixel position. A linear read-out of pooled
+    features measured 1.5 px off at 96 px; near the horizon one pixel is tens of metres. The row
+    scores are an output of their own, trained on the horizon fitted to each depth target
+    (`fgbg_utils.losses.horizon_loss`).
     """
 
     def __init__(self, image_channels: int, fine_channels: int, coarse_channels: int, hidden: int = 16):
@@ -145,13 +147,17 @@ class Horizon(nn.Module):
         )
 
     def forward(self, image: Tensor, fine: Tensor, coarse: Tensor) -> Tensor:
-        """Horizon as a fraction of the image height from the top, one per image."""
+        """Each row's score (a logit over the rows) of holding the horizon, shape (batch, rows)."""
         rows = image.shape[2]
         learnt = [mean_and_max(self.fine(fine), dim=3), mean_and_max(self.coarse(coarse), dim=3)]
         upsampled = [F.interpolate(profile.float(), size=rows, mode="linear") for profile in learnt]
         profile = torch.cat([row_statistics(image.float()), *upsampled], dim=1)
-        weights = torch.softmax(self.score(profile)[:, 0], dim=1)
-        return (weights * row_centres(rows, image.device)).sum(dim=1)
+        return self.score(profile)[:, 0]
+
+
+def soft_argmax_row(scores: Tensor) -> Tensor:
+    """The softmax-weighted mean row centre of `scores` (batch, rows), as a fraction of the height."""
+    return (torch.softmax(scores, dim=1) * row_centres(scores.shape[1], scores.device)).sum(dim=1)
 
 
 class CameraHeight(nn.Module):
@@ -175,21 +181,19 @@ class GroundPlane(nn.Module):
     The ramp is the one `fgbg_utils.depth.GroundCamera` and `encode_depth` define: inverse depth
     ``(row / H - horizon) * slope`` (slope = 1 / (focal * camera height)), mapped linearly from
     [1/FAR_M, 1/NEAR_M] to [0, 1] and clipped, so the sky above the horizon comes out at 0 exactly.
-    The horizon comes from `Horizon`, per image. The slope is one learnt number for the whole
+    The horizon comes from `Horizon`'s row scores, per image. The slope is one learnt number for the whole
     dataset, starting at the default camera height (1.6 m): a per-image slope read from pooled
     features learnt the training backgrounds' cameras by heart and missed unseen ones by more
     than a constant does (measured: unseen depth delta1 0.879 with it, 0.915 with the constant).
     """
 
-    def __init__(self, image_channels: int, fine_channels: int, coarse_channels: int):
+    def __init__(self):
         super().__init__()
-        self.horizon = Horizon(image_channels, fine_channels, coarse_channels)
         self.camera_height = CameraHeight()
 
-    def forward(self, image: Tensor, fine: Tensor, coarse: Tensor) -> tuple[Tensor, Tensor]:
-        """(horizon, slope), each of shape (batch, 1, 1, 1), from the background image and its
-        encoder features at strides 2 and 4."""
-        horizon = self.horizon(image, fine, coarse)[:, None, None, None]
+    def forward(self, horizon_scores: Tensor) -> tuple[Tensor, Tensor]:
+        """(horizon, slope), each of shape (batch, 1, 1, 1), from the horizon's row scores (batch, rows)."""
+        horizon = soft_argmax_row(horizon_scores)[:, None, None, None]
         return horizon, self.camera_height(horizon)
 
     @staticmethod
@@ -270,7 +274,8 @@ class FgBgNet(nn.Module):
         self.mask_head = Head(widths[0])
         self.depth_head = Head(widths[0], outputs=3)  # stands, gate, offset
         nn.init.constant_(self.depth_head[-1].bias[:1], 3.0)  # the object starts on its foot row (p = 0.95)
-        self.ground = GroundPlane(3, widths[0], widths[1])
+        self.horizon = Horizon(3, widths[0], widths[1])
+        self.ground = GroundPlane()
         self.refiner = Refiner(outputs=4)
 
     def forward(self, bg: Tensor, fg_bg: Tensor) -> Prediction:
@@ -283,7 +288,8 @@ class FgBgNet(nn.Module):
         for up_block, skip in zip(self.up_blocks, reversed(fused[:-1]), strict=True):
             x = up_block(x, skip)
         (fine, _), (coarse, _) = pairs[:2]
-        horizon, slope = self.ground(bg, fine, coarse)
+        horizon_scores = self.horizon(bg, fine, coarse)
+        horizon, slope = self.ground(horizon_scores)
         height = fg_bg.shape[-2]
         rows = row_centres(height, fg_bg.device)[:, None]
         ground = self.ground.encoded(rows, horizon, slope).expand(-1, 1, height, fg_bg.shape[-1])
@@ -308,4 +314,4 @@ class FgBgNet(nn.Module):
         on_its_foot = self.ground.encoded(lowest_rows(object_probability), *camera)
         weight = object_probability * torch.sigmoid(stands_logits)
         depth = scene + weight * (on_its_foot - scene)
-        return prediction(mask_logits, depth, ground_logits=gate_logits)
+        return prediction(mask_logits, depth, ground_logits=gate_logits, horizon_scores=horizon_scores)
