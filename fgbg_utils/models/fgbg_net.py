@@ -9,9 +9,9 @@ pixel-level difference.
 
 Depth uses the scene's geometry. Over flat ground seen by a level camera, inverse depth grows linearly
 with the row below the horizon, so the ground's depth is fixed by two numbers per image: the horizon row
-and the slope (1 / camera height). A `GroundPlane` head finds the horizon from a per-row profile of the
-background (sub-pixel, by soft-argmax), learns one slope for the dataset's cameras, and draws that
-ramp exactly.
+and the slope (1 / camera height). A `Horizon` head scores every row of the background's per-row
+profile (sub-pixel, by soft-argmax); a `GroundPlane` learns one slope for the dataset's cameras and
+draws that ramp exactly.
 Everything upright (trees, buildings, the pasted object) stands on the ground and takes the depth of
 its foot row. The depth head predicts, per pixel, a gate between the ground ramp and an upright depth.
 The upright depth is read where an upright thing's column ends, just above a pixel the gate calls
