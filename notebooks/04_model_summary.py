@@ -69,10 +69,10 @@ print(f"profile {PROFILE}; models on {device}")
 # at full resolution with the raw pixel difference (far-away objects are only a few pixels).
 #
 # The depth head uses the scene's geometry: over flat ground seen by a level camera, inverse depth
-# grows linearly with the row below the horizon. A small `GroundPlane` head finds each image's
-# horizon from a per-row profile of the background (where the smooth sky meets the textured ground)
-# and learns one camera height for the whole dataset (a per-image guess learnt the training
-# backgrounds by heart), then draws that ramp exactly. The depth head only chooses, per pixel,
+# grows linearly with the row below the horizon. A small `Horizon` head scores every row of a
+# per-row profile of the background (where the smooth sky meets the textured ground) to find each
+# image's horizon; a `GroundPlane` learns one camera height for the whole dataset (a per-image
+# guess learnt the training backgrounds by heart) and draws that ramp exactly. The depth head only chooses, per pixel,
 # between the ramp and the depth of the place where an upright thing stands; the pasted object
 # stands at the lowest row of its own mask. Almost nothing runs at full resolution, which keeps it
 # fast enough to train on a CPU.
