@@ -253,13 +253,19 @@ def test_row_statistics_match_numpy():
 
 
 def test_one_learnt_camera_height_serves_every_image():
-    """The slope is the dataset's, not each image's: equal across a batch of different scenes,
-    1 / 1.6 m at the start, and learnt from the depth loss."""
+    """The slope is the dataset's, not each image's: 1 / 1.6 m at the start, equal across a batch of
+    different scenes whatever the ground's parameters are, and learnt from the depth loss."""
     model = build_model(DEFAULT_MODEL)
     seen = {}
     model.ground.register_forward_hook(lambda module, inputs, output: seen.update(slope=output[1]))
     bg, fg_bg = image_pair(64)
-    model(torch.cat((bg, -bg)), torch.cat((fg_bg, 2 * fg_bg)))["depth"].mean().backward()
-    slope = seen["slope"].flatten()
-    assert slope.shape == (4,) and torch.allclose(slope, torch.full_like(slope, 1 / 1.6))
+    scenes = torch.cat((bg, -bg)), torch.cat((fg_bg, 2 * fg_bg))
+    model(*scenes)["depth"].mean().backward()
+    assert torch.allclose(seen["slope"].flatten(), torch.full((4,), 1 / 1.6))
     assert model.ground.camera_height.weight.grad.abs().item() > 0
+    with torch.no_grad():
+        for parameter in model.ground.parameters():
+            parameter.normal_(std=0.3)
+        model(*scenes)
+    slope = seen["slope"].flatten()
+    assert slope.shape == (4,) and (slope == slope[0]).all() and not torch.isclose(slope[0], torch.tensor(1 / 1.6))
