@@ -29,7 +29,7 @@ DEPTH_PARTS = ("depth_l1", "depth_ssim", "depth_grad", "depth_ground", "depth_ho
 PARTS = MASK_PARTS + DEPTH_PARTS
 MODES = ("joint", "mask", "depth")
 NEEDS = {"depth_ground": "ground", "depth_horizon": "horizon"}
-"""Terms that only networks with that output have; the others report them as 0."""
+"""The output each term needs besides its task's ("mask" or "depth"); without it the term reports 0."""
 
 SSIM_C1 = 0.01**2
 """(K1 * L)^2 with K1 = 0.01 and data range L = 1 (Wang et al. 2004)."""
@@ -138,15 +138,16 @@ def ground_target(depth: Tensor) -> Tensor:
     """1 where a pixel's depth follows the ground, 0 where it belongs to an upright thing, from the
     depth map alone; shape Bx1x(H-1)xW (the bottom row has nothing below to compare with).
 
-    Over the ground, depth changes from each row to the next (nearer lower in the frame); an
-    upright thing stands at one depth, so a pixel with exactly the depth of the pixel below it is
-    upright. The sky (0, the far plane) counts as ground: the ground's ramp is 0 there too.
-    Exact equality suits the 8-bit maps up to 224 px: one row of ground is at least one level.
-    Rows that an augmentation's nearest-neighbour resampling repeated read as upright: label
-    noise on a few rows, which the gate's probability absorbs.
+    Over the ground, each row is nearer (a larger value) than the row above it. An upright thing
+    stands at one depth, so its pixels have the depth of the pixel below them, or are nearer than
+    it where the thing overhangs farther ground (the underside of a tree's crown). The sky (0, the
+    far plane) counts as ground: the ground's ramp is 0 there too. This suits the 8-bit maps up to
+    224 px, where one row of ground is at least one level. Rows that an augmentation's
+    nearest-neighbour resampling repeated read as upright: label noise on a few rows, which the
+    gate's probability absorbs.
     """
-    depth = _float(depth)
-    upright = (depth[..., :-1, :] == depth[..., 1:, :]) & (depth[..., :-1, :] > 0)
+    depth = _float(depth).detach()
+    upright = (depth[..., :-1, :] >= depth[..., 1:, :]) & (depth[..., :-1, :] > 0)
     return (~upright).to(depth.dtype)
 
 
@@ -161,38 +162,51 @@ def ground_loss(ground_logits: Tensor, depth: Tensor) -> Tensor:
 
 
 def horizon_from_depth(depth: Tensor) -> tuple[Tensor, Tensor]:
-    """Each image's horizon, as a fraction of the height from the top, fitted to its ground; and
-    whether there was ground enough to fit, both of shape (B,).
+    """Each image's horizon at its centre column, as a fraction of the height from the top, fitted
+    to its ground; and whether there was ground enough to fit, both of shape (B,).
 
-    Inverse depth over flat ground is linear in the row and 0 at the horizon, so a least-squares
-    line through the ground pixels (`ground_target`, strictly between the far and the near plane)
-    meets 0 at the horizon row: the target of the network's horizon, from the depth map alone.
+    Inverse depth over flat ground is an affine function of the pixel's row and column that is 0
+    on the horizon (a function of the row alone for a level camera; a rotated frame tilts it). So
+    a least-squares plane through the ground pixels (`ground_target`, strictly between the far and
+    the near plane) gives the horizon from the depth map alone: where the plane reaches 0 in the
+    middle column, the best level horizon for a tilted frame. A second fit leaves out what the
+    first could not explain (more than 2 levels of the 8-bit encoding off it).
     """
-    depth = _float(depth)
+    depth = _float(depth).detach()
     values = depth[..., :-1, :]
     weights = ((ground_target(depth) > 0.5) & (values > 0) & (values < 1)).to(depth.dtype)
     inverse = 1.0 / FAR_M + values * (1.0 / NEAR_M - 1.0 / FAR_M)
-    height = depth.shape[-2]
+    height, width = depth.shape[-2:]
     rows = ((torch.arange(height - 1, device=depth.device, dtype=depth.dtype) + 0.5) / height).view(1, 1, -1, 1)
+    columns = ((torch.arange(width, device=depth.device, dtype=depth.dtype) + 0.5) / width).view(1, 1, 1, -1)
     level = (1.0 / NEAR_M - 1.0 / FAR_M) / 255.0  # one step of the 8-bit encoding, in inverse metres
-    for _ in range(2):  # the second fit leaves out what the first could not explain (the bottom of a tree's crown)
-        horizon, slope, valid = _fit_line_zero(rows, inverse, weights)
-        fitted = (rows - horizon.view(-1, 1, 1, 1)) * slope.view(-1, 1, 1, 1)
+    for _ in range(2):
+        fitted, horizon, valid = _fit_ground_plane(rows, columns, inverse, weights)
         weights = weights * ((inverse - fitted).abs() <= 2 * level)
     return horizon, valid
 
 
-def _fit_line_zero(rows: Tensor, values: Tensor, weights: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Weighted least-squares line ``values = slope * (rows - zero)`` per image: (zero, slope, fitted)."""
-    count = weights.sum((1, 2, 3))
-    mean_row = (weights * rows).sum((1, 2, 3)) / count.clamp(min=1.0)
-    mean_value = (weights * values).sum((1, 2, 3)) / count.clamp(min=1.0)
-    centred_rows = (rows - mean_row.view(-1, 1, 1, 1)) * weights
-    variance = (centred_rows**2).sum((1, 2, 3))
-    slope = (centred_rows * (values - mean_value.view(-1, 1, 1, 1))).sum((1, 2, 3)) / variance.clamp(min=1e-12)
-    zero = mean_row - mean_value / torch.where(slope > 0, slope, 1.0)
-    fitted = (count >= 2) & (variance > 0) & (slope > 0) & (zero >= 0) & (zero <= 1)
-    return zero, slope, fitted
+def _fit_ground_plane(rows: Tensor, columns: Tensor, values: Tensor, weights: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Weighted least-squares plane ``values = a * row + b * column + c`` per image:
+    (the plane at every pixel, the row where it is 0 in the middle column, whether that fit holds)."""
+
+    def mean(x: Tensor) -> Tensor:
+        return (weights * x).sum((1, 2, 3), keepdim=True) / weights.sum((1, 2, 3), keepdim=True).clamp(min=1.0)
+
+    def moment(x: Tensor, y: Tensor) -> Tensor:
+        return (weights * x * y).sum((1, 2, 3), keepdim=True)
+
+    r, c = rows - mean(rows), columns - mean(columns)
+    v = values - mean(values)
+    rr, cc, rc, rv, cv = moment(r, r), moment(c, c), moment(r, c), moment(r, v), moment(c, v)
+    determinant = rr * cc - rc * rc
+    safe = torch.where(determinant > 0, determinant, 1.0)
+    a, b = (cc * rv - rc * cv) / safe, (rr * cv - rc * rv) / safe
+    plane = mean(values) + a * r + b * c
+    middle = mean(values) + b * (0.5 - mean(columns))  # the plane at the mean row, middle column
+    zero = (mean(rows) - middle / torch.where(a > 0, a, 1.0)).flatten()
+    holds = (determinant > 1e-12 * weights.sum((1, 2, 3), keepdim=True) ** 2).flatten() & (a.flatten() > 0)
+    return plane, zero, holds & (zero >= 0) & (zero <= 1)
 
 
 def horizon_loss(scores: Tensor, depth: Tensor) -> Tensor:
@@ -213,7 +227,7 @@ def horizon_loss(scores: Tensor, depth: Tensor) -> Tensor:
     index = lower.long()[:, None]
     target = torch.zeros_like(scores).scatter(1, index, 1.0 - upper_share).scatter(1, index + 1, upper_share)
     per_image = -(target * torch.log_softmax(scores, dim=1)).sum(1)
-    return (per_image * valid).sum() / valid.sum().clamp(min=1)
+    return torch.where(valid, per_image, 0.0).sum() / valid.sum().clamp(min=1)
 
 
 @dataclass
@@ -300,7 +314,8 @@ class FgBgLoss(nn.Module):
         parts: dict[str, Tensor] = {}
         for name in PARTS:
             weight = getattr(self.weights, name)
-            if name not in active or weight == 0 or NEEDS.get(name, "mask") not in outputs:
+            needed = NEEDS.get(name, "mask" if name in MASK_PARTS else "depth")
+            if name not in active or weight == 0 or needed not in outputs:
                 parts[name] = zero.detach()
                 continue
             value = self._term(name, outputs, batch)

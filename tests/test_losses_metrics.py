@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fgbg_utils.depth import decode_depth, encode_depth
+from fgbg_utils.depth import FAR_M, NEAR_M, decode_depth, encode_depth
 from fgbg_utils.losses import (
     DEPTH_PARTS,
     MASK_PARTS,
@@ -310,18 +310,19 @@ def test_depth_terms_against_formulas():
 
 
 def test_ground_target_hand_case():
-    """Ground where the depth changes to the row below (and the sky), upright where it does not."""
+    """Ground where the row below is nearer (and the sky); upright where it is as near (a post, a
+    rock) or farther (the underside of a crown over the ground behind it)."""
     depth = torch.tensor(
         [
-            [0.0, 0.0, 0.3],  # sky, sky, a post's top
-            [0.0, 0.2, 0.3],  # sky, a rock's top, the post
-            [0.5, 0.2, 0.3],  # ground, the rock's foot, the post's foot
-            [0.6, 0.6, 0.6],  # ground (the bottom row is left out)
+            [0.0, 0.0, 0.3, 0.4],  # sky, sky, a post's top, a crown
+            [0.0, 0.2, 0.3, 0.4],  # sky, a rock's top, the post, the crown's underside
+            [0.5, 0.2, 0.3, 0.1],  # ground, the rock's foot, the post's foot, far ground under the crown
+            [0.6, 0.6, 0.6, 0.2],  # ground (the bottom row is left out)
         ]
-    ).view(1, 1, 4, 3)
-    expected = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [1.0, 1.0, 1.0]]).view(1, 1, 3, 3)
+    ).view(1, 1, 4, 4)
+    expected = torch.tensor([[1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]]).view(1, 1, 3, 4)
     assert torch.equal(ground_target(depth), expected)
-    logits = torch.randn(1, 1, 4, 3, generator=torch.Generator().manual_seed(1))
+    logits = torch.randn(1, 1, 4, 4, generator=torch.Generator().manual_seed(1))
     p, t = torch.sigmoid(logits[..., :-1, :]).numpy(), expected.numpy()
     reference = -(t * np.log(p) + (1 - t) * np.log(1 - p)).mean()
     assert ground_loss(logits, depth).item() == pytest.approx(reference, rel=1e-6)
@@ -329,6 +330,10 @@ def test_ground_target_hand_case():
 
 def test_ground_term_only_for_networks_that_predict_the_ground():
     outputs, batch = _pair_batch()
+    depth_network = {"depth": outputs["depth"].clone().requires_grad_()}  # a depth-only network
+    total, parts = FgBgLoss(mode="depth")(depth_network, batch)
+    total.backward()
+    assert parts["depth_l1"] > 0 and parts["depth_ground"] == 0 and depth_network["depth"].grad.abs().sum() > 0
     _, with_ground = FgBgLoss(mode="depth")(outputs, batch)
     assert with_ground["depth_ground"].item() == pytest.approx(ground_loss(outputs["ground"], batch["depth"]).item())
     del outputs["ground"]  # a seed network: mask and depth only
@@ -483,7 +488,7 @@ def _scene_depth(camera, size: int) -> np.ndarray:
 
 @pytest.mark.parametrize(("horizon", "height_m"), [(0.37, 1.5), (0.45, 1.8)])
 def test_horizon_fitted_to_the_ground_of_a_depth_map(horizon, height_m):
-    """The least-squares ground line meets the far plane at the camera's horizon, within 0.15
+    """The least-squares ground plane meets the far plane at the camera's horizon, within 0.15
     of a pixel (8-bit rounding), with upright things (a crown included) left out."""
     from fgbg_utils.depth import GroundCamera
 
@@ -494,6 +499,21 @@ def test_horizon_fitted_to_the_ground_of_a_depth_map(horizon, height_m):
     fitted, valid = horizon_from_depth(torch.cat((depth, sky)))
     assert valid.tolist() == [True, False]
     assert abs(fitted[0].item() - horizon) * size < 0.15
+
+
+@pytest.mark.parametrize("degrees", [-10.0, 6.0])
+def test_horizon_of_a_rotated_frame_is_read_in_its_middle_column(degrees):
+    """A rotated frame tilts the ground's inverse depth (still a plane in the pixel coordinates):
+    the fit gives the horizon where it crosses the middle column, not an average over the rows."""
+    size, horizon, slope = 96, 0.4, 1 / 1.6
+    rows = (np.arange(size)[:, None] + 0.5) / size
+    columns = (np.arange(size)[None, :] + 0.5) / size
+    tilt = np.tan(np.radians(degrees))
+    inverse = slope * ((rows - horizon) - tilt * (columns - 0.5))  # 0 along the tilted horizon
+    encoded = np.clip((inverse - 1 / FAR_M) / (1 / NEAR_M - 1 / FAR_M), 0, 1)
+    depth = torch.from_numpy(np.rint(encoded * 255) / 255)[None, None]
+    fitted, valid = horizon_from_depth(depth)
+    assert valid.item() and abs(fitted.item() - horizon) * size < 0.15
 
 
 def test_horizon_loss_spreads_the_target_over_two_rows():

@@ -152,7 +152,7 @@ class Horizon(nn.Module):
         learnt = [mean_and_max(self.fine(fine), dim=3), mean_and_max(self.coarse(coarse), dim=3)]
         upsampled = [F.interpolate(profile.float(), size=rows, mode="linear") for profile in learnt]
         profile = torch.cat([row_statistics(image.float()), *upsampled], dim=1)
-        return self.score(profile)[:, 0]
+        return self.score(profile)[:, 0].float()
 
 
 def soft_argmax_row(scores: Tensor) -> Tensor:
