@@ -42,9 +42,19 @@ def evaluation_size(config: dict, manifest: dict) -> int:
     return int(sizes[-1]) if sizes else int(manifest["generation"]["parameters"]["size"])
 
 
-def load_model(checkpoint: dict, device: torch.device) -> torch.nn.Module:
-    model = build_model(checkpoint["config"]["model"])
-    model.load_state_dict(checkpoint["model"])
+def load_model(checkpoint: dict, device: torch.device, path: str | Path = "checkpoint") -> torch.nn.Module:
+    """The checkpoint's network with its weights, for evaluation; a checkpoint of another revision
+    of the network is refused with a message that names `path` and the layers that differ."""
+    name = checkpoint["config"]["model"]
+    model = build_model(name)
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as error:
+        differences = " ".join(str(error).split("\n", 1)[-1].split())
+        raise ValueError(
+            f"{path}: its weights do not fit this version of {name} (made by another revision of the kit; "
+            f"retrain, or evaluate with that revision): {differences[:300]}"
+        ) from error
     return model.to(device).eval()
 
 
@@ -94,7 +104,8 @@ def prepare_scoring(data: str | Path, checkpoint: str | Path, device: str | None
     size = evaluation_size(state["config"], manifest)
     transform = make_transforms(size, train=False, stats=manifest["statistics"], output="uint8")
     normaliser = BatchNormaliser(manifest["statistics"]).to(device)
-    return Scoring(root, device, state, manifest, size, transform, normaliser, load_model(state, device))
+    model = load_model(state, device, checkpoint)
+    return Scoring(root, device, state, manifest, size, transform, normaliser, model)
 
 
 def choose_threshold(root: Path, split: str, transform, batch_size: int, limit: int | None) -> dict:

@@ -86,3 +86,15 @@ def test_cli_limit_writes_the_sample_count_and_rejects_zero(dataset, checkpoint,
     assert written["samples"] == written["metrics"]["images"] == len(written["sample_ids"]) == 3
     assert main([*args, "--limit", "0"]) == 2
     assert "limit must be at least 1" in capsys.readouterr().err
+
+
+def test_a_checkpoint_of_another_network_revision_is_refused_by_name(dataset, checkpoint, tmp_path):
+    """Weights saved by an earlier fgbg_net (here: its per-image slope head) name the file and the
+    layers that differ instead of a bare state-dict error."""
+    state = torch.load(checkpoint, weights_only=True)
+    state["model"]["ground.slope.weight"] = torch.zeros(1, 256)
+    del state["model"]["ground.camera_height.weight"]
+    old = tmp_path / "old.pt"
+    save_checkpoint(old, state)
+    with pytest.raises(ValueError, match=rf"{old}: its weights do not fit this version of fgbg_net.*camera_height"):
+        evaluate(dataset, old, split="unseen_test", limit=2)
