@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .data import FgBgDataset, evenly_spaced, evenly_spaced_positions, make_loader
 from .metrics import MetricAccumulator, background_depth, choose_difference_threshold, difference_mask
-from .models import build_model
+from .models import build_model, load_weights
 from .runtime import default_device
 from .store import member_names, read_manifest, read_png, write_json_atomic, write_png
 from .train import load_checkpoint, task_outputs
@@ -43,19 +43,10 @@ def evaluation_size(config: dict, manifest: dict) -> int:
 
 
 def load_model(checkpoint: dict, device: torch.device, path: str | Path = "checkpoint") -> torch.nn.Module:
-    """The checkpoint's network with its weights, for evaluation; a checkpoint of another revision
-    of the network is refused with a message that names `path` and the layers that differ."""
+    """The checkpoint's network with its weights, for evaluation (`load_weights` names `path` if they
+    are another revision's)."""
     name = checkpoint["config"]["model"]
-    model = build_model(name)
-    try:
-        model.load_state_dict(checkpoint["model"])
-    except RuntimeError as error:
-        differences = " ".join(str(error).split("\n", 1)[-1].split())
-        raise ValueError(
-            f"{path}: its weights do not fit this version of {name} (made by another revision of the kit; "
-            f"retrain, or evaluate with that revision): {differences[:300]}"
-        ) from error
-    return model.to(device).eval()
+    return load_weights(build_model(name), checkpoint["model"], path, name).to(device).eval()
 
 
 def raw_images(batch: dict, transform) -> dict:

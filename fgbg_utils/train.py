@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 from .data import FgBgDataset, evenly_spaced, make_loader
 from .losses import FgBgLoss, LossWeights, NonFiniteLossError
 from .metrics import MetricAccumulator
-from .models import DEFAULT_MODEL, build_model
+from .models import DEFAULT_MODEL, build_model, load_weights
 from .runtime import default_device, worker_context
 from .store import atomic_path, read_manifest, write_bytes_atomic, write_json_atomic
 from .transforms import BatchNormaliser, make_transforms, prepare_batch
@@ -800,6 +800,8 @@ def resolve_config(config: TrainConfig, resume: bool) -> tuple[TrainConfig, dict
     if path is None:
         raise FileNotFoundError(f"{checkpoint_dir(config.out)}: no checkpoint to resume from")
     checkpoint = load_checkpoint(path)
+    name = checkpoint["config"]["model"]
+    load_weights(build_model(name), checkpoint["model"], path, name)  # another revision's: refused here, named
     merged = checkpoint["config"] | {name: getattr(config, name) for name in SESSION_FIELDS}
     return TrainConfig.from_dict(merged), checkpoint
 

@@ -13,7 +13,7 @@ from fgbg_utils.cli import main
 from fgbg_utils.data import evenly_spaced_positions, load_splits
 from fgbg_utils.evaluate import evaluate
 from fgbg_utils.models import build_model
-from fgbg_utils.train import TrainConfig, save_checkpoint
+from fgbg_utils.train import TrainConfig, save_checkpoint, train
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def test_cli_limit_writes_the_sample_count_and_rejects_zero(dataset, checkpoint,
 
 def test_a_checkpoint_of_another_network_revision_is_refused_by_name(dataset, checkpoint, tmp_path):
     """Weights saved by an earlier fgbg_net (here: its per-image slope head) name the file and the
-    layers that differ instead of a bare state-dict error."""
+    layers that differ instead of a bare state-dict error, in evaluation and on resume."""
     state = torch.load(checkpoint, weights_only=True)
     state["model"]["ground.slope.weight"] = torch.zeros(1, 256)
     del state["model"]["ground.camera_height.weight"]
@@ -98,3 +98,7 @@ def test_a_checkpoint_of_another_network_revision_is_refused_by_name(dataset, ch
     save_checkpoint(old, state)
     with pytest.raises(ValueError, match=rf"{old}: its weights do not fit this version of fgbg_net.*camera_height"):
         evaluate(dataset, old, split="unseen_test", limit=2)
+    run = tmp_path / "old_run"
+    save_checkpoint(run / "checkpoints" / "step_0000003.pt", state)
+    with pytest.raises(ValueError, match=r"step_0000003.pt: its weights do not fit .*camera_height"):
+        train(TrainConfig(data=str(dataset), out=str(run), steps=6, resume=True))

@@ -10,6 +10,7 @@ accepts these dict outputs: ``summary(model, [(3, 64, 64), (3, 64, 64)], device=
 """
 
 from collections.abc import Callable
+from pathlib import Path
 
 from torch import nn
 
@@ -40,6 +41,20 @@ def build_model(name: str = DEFAULT_MODEL, **kwargs) -> nn.Module:
     return factory(**kwargs)
 
 
+def load_weights(model: nn.Module, weights: dict, path: str | Path, name: str) -> nn.Module:
+    """`model` with a checkpoint's `weights`; weights saved by another revision of network `name` are
+    refused with a message that names the checkpoint's `path` and the layers that differ."""
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        differences = " ".join(str(error).split("\n", 1)[-1].split())
+        raise ValueError(
+            f"{path}: its weights do not fit this version of {name} (made by another revision of the kit; "
+            f"retrain, or use that revision): {differences[:300]}"
+        ) from error
+    return model
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters (the figure the write-ups report)."""
     return sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
@@ -56,5 +71,6 @@ __all__ = [
     "Seed004Dilated",
     "build_model",
     "count_parameters",
+    "load_weights",
     "prediction",
 ]
