@@ -800,8 +800,8 @@ def resolve_config(config: TrainConfig, resume: bool) -> tuple[TrainConfig, dict
     if path is None:
         raise FileNotFoundError(f"{checkpoint_dir(config.out)}: no checkpoint to resume from")
     checkpoint = load_checkpoint(path)
-    name = checkpoint["config"]["model"]
-    load_weights(build_model(name), checkpoint["model"], path, name)  # another revision's: refused here, named
+    model_name = checkpoint["config"]["model"]
+    load_weights(build_model(model_name), checkpoint["model"], path, model_name)  # another revision's: refused, named
     merged = checkpoint["config"] | {name: getattr(config, name) for name in SESSION_FIELDS}
     return TrainConfig.from_dict(merged), checkpoint
 
