@@ -243,7 +243,7 @@ def loadable_checkpoint(run_dir: str | Path) -> Path | None:
     try:
         load_model(load_checkpoint(checkpoint), torch.device("cpu"), checkpoint)
     except (RuntimeError, KeyError, ValueError) as error:  # RuntimeError: a file torch.load cannot read
-        reason = " ".join(str(error).split())
+        reason = " ".join(str(error).split()).removeprefix(f"{checkpoint}: ")  # named once, below
         reason = reason if len(reason) <= 160 else reason[:157] + "..."
         print(f"{checkpoint}: does not load into the current model code ({reason}); not used")
         return None
