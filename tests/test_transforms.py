@@ -49,3 +49,31 @@ def test_resized_mask_is_centre_aligned_with_the_images(small_dataset, size):
         off_centre = cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST).astype(bool)
         shifted.append(_iou(off_centre, white))
     assert np.mean(ious) > np.mean(shifted) + 0.1
+
+
+def test_training_geometry_keeps_the_ground_a_level_ramp():
+    """`fgbg_net` draws the ground as inverse depth linear in the row, the same in every column, at
+    one slope per camera. Augmentation may move the horizon (shift) but must not tilt the ramp
+    (rotation) or change its slope per row (zoom): on a depth map that is a pure row ramp, every
+    augmented row holds one value, and the rows that are not uncovered border still step by the
+    source's step."""
+    size, step = 64, 3
+    rows = (10 + step * np.arange(size)).astype(np.uint8)
+    depth = np.repeat(rows[:, None], size, axis=1)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+    mask = np.zeros((size, size), np.uint8)
+    mask[20:40, 25:35] = 1
+    stats = {"bg": {"mean": [0.5] * 3, "std": [0.25] * 3}}
+    moved = 0
+    for seed in range(30):
+        transform = make_transforms(size, train=True, stats=stats, photometric=False, seed=seed, output="uint8")
+        out = transform.augment(bg=image, fg_bg=image.copy(), mask=mask, depth=depth)["depth"]
+        kept = out > 0  # 0 = border uncovered by the shift
+        assert kept.any(axis=1).sum() >= size * 0.85
+        values = [np.unique(row[row > 0]) for row in out if (row > 0).any()]
+        assert all(len(v) == 1 for v in values), f"seed {seed}: a row holds several depths (tilted ramp)"
+        steps = np.diff([int(v[0]) for v in values])
+        assert (steps == step).all(), f"seed {seed}: row steps {sorted(set(steps.tolist()))}, not {step} (zoom)"
+        moved += bool(int(values[0][0]) != rows[0] or not kept[0].any())  # shifted up or down
+    assert moved >= 5  # the shift did move the horizon in several draws
