@@ -136,8 +136,8 @@ print(
 # so outside the object `bg` still equals `fg_bg`. No cutout or random erasing: erasing part of
 # `fg_bg` would either hide the object while the mask still marks it, or fake a change where
 # there is none. No rotation or zoom either: seen by a level camera, the ground's depth is a ramp
-# down the rows, the same in every column; a rotation would tilt it and a zoom would change its slope,
-# as no camera of the dataset does. A shift only moves the horizon (measured gains in
+# down the rows, the same in every column; a rotation would tilt it and a zoom would change its
+# slope, as no camera of the dataset does. A shift only moves the horizon (measured gains in
 # `fgbg_utils/transforms.py`).
 
 # %%
