@@ -668,8 +668,10 @@ class Run:
         self.last_saved = path
         return row
 
-    def restore(self, checkpoint: dict) -> None:
-        self.module.load_state_dict(checkpoint["model"])
+    def restore(self, path: Path, checkpoint: dict) -> None:
+        """Continue from `checkpoint` (read from `path`): weights from another revision of the network
+        are refused with a message naming `path`, before anything is written."""
+        load_weights(self.module, checkpoint["model"], path, self.config.model)
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
         self.scaler.load_state_dict(checkpoint["scaler"])
@@ -789,9 +791,9 @@ def time_steps(
 # --- entry point ---------------------------------------------------------------------------
 
 
-def resolve_config(config: TrainConfig, resume: bool) -> tuple[TrainConfig, dict | None]:
-    """The config to run and the checkpoint to continue from: on resume the checkpoint's
-    config wins except for SESSION_FIELDS, so the schedule cannot drift."""
+def resolve_config(config: TrainConfig, resume: bool) -> tuple[TrainConfig, tuple[Path, dict] | None]:
+    """The config to run and the checkpoint to continue from (its path and contents): on resume the
+    checkpoint's config wins except for SESSION_FIELDS, so the schedule cannot drift."""
     if not resume:
         if config.steps is None and config.minutes is None:
             raise ValueError("give steps or minutes")
@@ -800,36 +802,36 @@ def resolve_config(config: TrainConfig, resume: bool) -> tuple[TrainConfig, dict
     if path is None:
         raise FileNotFoundError(f"{checkpoint_dir(config.out)}: no checkpoint to resume from")
     checkpoint = load_checkpoint(path)
-    model_name = checkpoint["config"]["model"]
-    load_weights(build_model(model_name), checkpoint["model"], path, model_name)  # another revision's: refused, named
     merged = checkpoint["config"] | {name: getattr(config, name) for name in SESSION_FIELDS}
-    return TrainConfig.from_dict(merged), checkpoint
+    return TrainConfig.from_dict(merged), (path, checkpoint)
 
 
 def train(config: TrainConfig, resume: bool | None = None) -> dict:
     """Train as `config` says and return a summary: steps, minutes, stop reason, final and best
     metrics, the weights' sha256. `resume` (or `config.resume`) continues from out/checkpoints."""
     started = time.perf_counter()
-    config, checkpoint = resolve_config(config, config.resume if resume is None else resume)
+    config, resume_from = resolve_config(config, config.resume if resume is None else resume)
     ranks = start_distributed(config.device)
     try:
         with global_settings(config, ranks.device):
-            return run_training(config, checkpoint, ranks, started)
+            return run_training(config, resume_from, ranks, started)
     finally:
         if ranks.active:
             dist.destroy_process_group()
 
 
-def run_training(config: TrainConfig, checkpoint: dict | None, ranks: Distributed, started: float) -> dict:
+def run_training(
+    config: TrainConfig, resume_from: tuple[Path, dict] | None, ranks: Distributed, started: float
+) -> dict:
     run = Run(config, ranks)
     if config.steps is None:
         config.steps = calibrate_steps(run)
     run.prepare_optimization()
-    if checkpoint is not None:
-        run.restore(checkpoint)
+    if resume_from is not None:
+        run.restore(*resume_from)
     if ranks.main:
         run.out.mkdir(parents=True, exist_ok=True)
-        if checkpoint is None and (previous := set_aside_previous_checkpoints(run.out)) is not None:
+        if resume_from is None and (previous := set_aside_previous_checkpoints(run.out)) is not None:
             print(f"{run.out}: a fresh run; the checkpoints already there were moved to {previous}")
         write_json_atomic(run.out / "config.json", config.to_dict())
     timer = StepTimer(ranks.device)

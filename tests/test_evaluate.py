@@ -2,6 +2,7 @@
 evaluation of those samples alone would score them."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from fgbg_utils.cli import main
 from fgbg_utils.data import evenly_spaced_positions, load_splits
 from fgbg_utils.evaluate import evaluate
 from fgbg_utils.models import build_model
-from fgbg_utils.train import TrainConfig, save_checkpoint, train
+from fgbg_utils.train import TrainConfig, latest_checkpoint, save_checkpoint, train
 
 
 @pytest.fixture(scope="module")
@@ -88,17 +89,29 @@ def test_cli_limit_writes_the_sample_count_and_rejects_zero(dataset, checkpoint,
     assert "limit must be at least 1" in capsys.readouterr().err
 
 
+def as_earlier_revision(weights: dict) -> None:
+    """`weights` as an earlier fgbg_net saved them: a per-image slope head, no camera height."""
+    weights["ground.slope.weight"] = torch.zeros(1, 256)
+    del weights["ground.camera_height.weight"]
+
+
 def test_a_checkpoint_of_another_network_revision_is_refused_by_name(dataset, checkpoint, tmp_path):
-    """Weights saved by an earlier fgbg_net (here: its per-image slope head) name the file and the
-    layers that differ instead of a bare state-dict error, in evaluation and on resume."""
+    """Weights saved by an earlier fgbg_net name the file and the layers that differ instead of a
+    bare state-dict error, in evaluation and on resume; the refused resume writes nothing."""
     state = torch.load(checkpoint, weights_only=True)
-    state["model"]["ground.slope.weight"] = torch.zeros(1, 256)
-    del state["model"]["ground.camera_height.weight"]
+    as_earlier_revision(state["model"])
     old = tmp_path / "old.pt"
     save_checkpoint(old, state)
     with pytest.raises(ValueError, match=rf"{old}: its weights do not fit this version of fgbg_net.*camera_height"):
         evaluate(dataset, old, split="unseen_test", limit=2)
     run = tmp_path / "old_run"
-    save_checkpoint(run / "checkpoints" / "step_0000003.pt", state)
-    with pytest.raises(ValueError, match=r"step_0000003.pt: its weights do not fit .*camera_height"):
-        train(TrainConfig(data=str(dataset), out=str(run), steps=6, resume=True))
+    config = TrainConfig(data=str(dataset), out=str(run), steps=2, sizes=(32,), batch_size=4, val_samples=2)
+    train(replace(config, progress=False))
+    newest = latest_checkpoint(run)
+    state = torch.load(newest, weights_only=True)
+    as_earlier_revision(state["model"])
+    save_checkpoint(newest, state)
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    with pytest.raises(ValueError, match=rf"{newest.name}: its weights do not fit .*camera_height"):
+        train(replace(config, steps=4, resume=True, progress=False))
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
