@@ -1,0 +1,147 @@
+"""What a perfect model would score on a dataset at one size: the ceilings the data itself sets, for
+reading the README's targets and any model's scores against them.
+
+* Mask. At a smaller size the targets are the stored mask read at each pixel's centre (the kit's
+  nearest-exact resize), while a pixel of the resized image shows how much of it the object
+  *covers*. So even a perfect estimate of that coverage, over one half (the mask resized by area
+  averaging), misses thin parts that the centres cut into dashes. Also scored: the stored mask
+  read at each centre by bilinear interpolation, which needs the outline to a fraction of a pixel.
+* Depth, for datasets drawn with a camera per background (the demo's `geometric` depth): the
+  depth of the ground, and of everything standing on it, scales with the camera's height, which
+  the images barely show (the demo's ground textures vary in scale far more than its cameras vary
+  in height). Scored: the true depth map with every depth but the sky's scaled as if each scene
+  had been taken from one camera height, the one that scores best on the training split.
+
+Scores use the kit's own metrics, on evenly spaced samples of the test split.
+
+    python benchmarks/ceilings.py --data runs/demo/data --size 96
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from fgbg_utils.data import FgBgDataset, evenly_spaced_positions
+from fgbg_utils.depth import FAR_M, NEAR_M
+from fgbg_utils.metrics import depth_stats, mask_stats, summarize_depth, summarize_mask
+from fgbg_utils.runtime import runs_dir
+from fgbg_utils.store import read_manifest
+
+HEIGHT_GRID = np.round(np.arange(1.0, 2.5001, 0.01), 2)
+"""Candidate camera heights (m) for the one-height model."""
+
+
+def resized(image: np.ndarray, size: int, interpolation: int) -> np.ndarray:
+    return cv2.resize(image, (size, size), interpolation=interpolation)
+
+
+def mask_candidates(mask: np.ndarray, size: int) -> dict[str, np.ndarray]:
+    """The stored {0, 1} mask at `size`: the target (nearest-exact) and the two perfect estimates."""
+    mask = mask.astype(np.float32)
+    return {
+        "target": resized(mask, size, cv2.INTER_NEAREST_EXACT) > 0.5,
+        "coverage over one half": resized(mask, size, cv2.INTER_AREA) > 0.5,
+        "outline at the pixel centre": resized(mask, size, cv2.INTER_LINEAR) > 0.5,
+    }
+
+
+def one_camera_depth(depth: np.ndarray, true_height: float, assumed_height: float) -> np.ndarray:
+    """A [0, 1] inverse-depth map as a camera at `assumed_height` would have drawn the same scene: every
+    depth but the sky's (0) multiplied by assumed / true height, clipped to the encoding's planes."""
+    span = 1.0 / NEAR_M - 1.0 / FAR_M
+    inverse = (1.0 / FAR_M + depth * span) * (true_height / assumed_height)
+    return np.where(depth > 0, np.clip((inverse - 1.0 / FAR_M) / span, 0.0, 1.0), depth)
+
+
+def camera_heights(root: Path) -> dict[int, float] | None:
+    """Each background's camera height from the manifest, or None if its backgrounds have none."""
+    backgrounds = read_manifest(root).get("backgrounds", [])
+    heights = {int(bg["id"]): bg.get("camera", {}).get("height_m") for bg in backgrounds}
+    return None if not heights or None in heights.values() else heights
+
+
+def load_samples(root: Path, split: str, limit: int, size: int) -> dict[str, np.ndarray]:
+    """Evenly spaced samples of `split`: stored masks, depth at `size` in [0, 1], background ids."""
+    dataset = FgBgDataset(root, split, output="uint8")
+    masks, depths, bg_ids = [], [], []
+    for position in tqdm(evenly_spaced_positions(len(dataset), limit), desc=f"reading {split}", leave=False):
+        sample = dataset[position]
+        masks.append(sample["mask"][0].numpy() > 0)
+        depths.append(resized(sample["depth"][0].numpy(), size, cv2.INTER_NEAREST_EXACT) / 255.0)
+        bg_ids.append(sample["bg_id"])
+    return {"mask": np.stack(masks), "depth": np.stack(depths), "bg_id": np.array(bg_ids)}
+
+
+def mask_ceilings(masks: np.ndarray, size: int) -> dict[str, dict[str, float]]:
+    """Mask scores of the perfect estimates against the targets, both at `size`."""
+    candidates = [mask_candidates(mask, size) for mask in masks]
+    target = torch.from_numpy(np.stack([c["target"] for c in candidates]))
+    scores = {}
+    for name in candidates[0]:
+        if name != "target":
+            estimate = torch.from_numpy(np.stack([c[name] for c in candidates]))
+            scores[name] = summarize_mask({k: v.numpy() for k, v in mask_stats(estimate, target).items()})
+    return scores
+
+
+def one_camera_scores(depths: np.ndarray, heights: np.ndarray, assumed_height: float) -> dict[str, float]:
+    """Depth scores of the one-camera maps against the true maps."""
+    predicted = np.stack([one_camera_depth(d, h, assumed_height) for d, h in zip(depths, heights, strict=True)])
+    stats = depth_stats(torch.from_numpy(predicted)[:, None], torch.from_numpy(depths)[:, None])
+    return summarize_depth({k: v.numpy() for k, v in stats.items()})
+
+
+def best_height(depths: np.ndarray, heights: np.ndarray) -> float:
+    """The one camera height with the lowest mean per-image RMSE on these maps."""
+    span = 1.0 / NEAR_M - 1.0 / FAR_M
+    inverse = 1.0 / FAR_M + depths * span
+    sky = depths <= 0
+    errors = []
+    for assumed in HEIGHT_GRID:
+        scaled = np.clip((inverse * (heights / assumed)[:, None, None] - 1.0 / FAR_M) / span, 0.0, 1.0)
+        error = np.where(sky, 0.0, scaled - depths)
+        errors.append(np.sqrt((error**2).mean(axis=(1, 2))).mean())
+    return float(HEIGHT_GRID[int(np.argmin(errors))])
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=runs_dir() / "demo" / "data")
+    parser.add_argument("--size", type=int, default=96)
+    parser.add_argument("--split", default="unseen_test", help="the split scored")
+    parser.add_argument("--fit-split", default="unseen_train", help="the split the one camera height is chosen on")
+    parser.add_argument("--samples", type=int, default=900, help="evenly spaced samples of each split")
+    args = parser.parse_args(argv)
+
+    test = load_samples(args.data, args.split, args.samples, args.size)
+    results: dict = {"size": args.size, "split": args.split, "samples": len(test["mask"])}
+    results["mask"] = mask_ceilings(test["mask"], args.size)
+    print(f"{args.data}, {args.split}, {results['samples']} samples at {args.size} px")
+    for name, scores in results["mask"].items():
+        print(
+            f"mask, {name}: IoU {scores['mask_iou']:.3f} per image ({scores['mask_iou_dataset']:.3f} over all pixels)"
+        )
+    heights = camera_heights(args.data)
+    if heights is None:
+        print("depth: the manifest gives no camera per background (not a geometric-depth dataset); skipped")
+        return results
+    fit = load_samples(args.data, args.fit_split, args.samples, args.size)
+    assumed = best_height(fit["depth"], np.array([heights[int(i)] for i in fit["bg_id"]]))
+    scores = one_camera_scores(test["depth"], np.array([heights[int(i)] for i in test["bg_id"]]), assumed)
+    results["depth"] = {"assumed_height_m": assumed, "fit_split": args.fit_split, **scores}
+    print(
+        f"depth, true scene drawn from one camera height ({assumed:.2f} m, best on {args.fit_split}): "
+        f"RMSE {scores['depth_rmse']:.4f} per image ({scores['depth_rmse_pooled']:.4f} pooled), "
+        f"δ1 {scores['depth_delta1']:.3f}"
+    )
+    return results
+
+
+if __name__ == "__main__":
+    main()

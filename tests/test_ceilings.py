@@ -1,0 +1,63 @@
+"""benchmarks/ceilings.py: the perfect estimates it scores, against hand-computed cases."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fgbg_utils.depth import FAR_M, NEAR_M
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ceilings.py"
+
+
+@pytest.fixture(scope="module")
+def ceilings():
+    spec = importlib.util.spec_from_file_location("ceilings", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_one_camera_depth_scales_inverse_depth_and_keeps_the_sky(ceilings):
+    span = 1 / NEAR_M - 1 / FAR_M  # 0.49
+    depth = np.array([[0.0, 0.5, 1.0]])
+    assert np.array_equal(ceilings.one_camera_depth(depth, 1.6, 1.6), depth)
+    # Twice the camera height: every depth doubles, so each inverse depth (0.01 + 0.5 * 0.49 = 0.255,
+    # 0.01 + 0.49 = 0.5) halves.
+    higher = ceilings.one_camera_depth(depth, 1.6, 3.2)
+    np.testing.assert_allclose(higher, [[0.0, (0.1275 - 0.01) / span, (0.25 - 0.01) / span]])
+    # Half the height: the near plane clips (1.0 stays 1.0), the sky stays at the far plane.
+    np.testing.assert_allclose(ceilings.one_camera_depth(depth, 1.6, 0.8), [[0.0, 1.0, 1.0]])
+
+
+def test_mask_candidates_hand_case(ceilings):
+    """A one-pixel-wide line at 4 px, halved: the centres (source columns 1 and 3) take it whole, an
+    area average gives each 2x2 block a half, not over one half."""
+    mask = np.zeros((4, 4), dtype=bool)
+    mask[:, 1] = True
+    candidates = ceilings.mask_candidates(mask, 2)
+    assert candidates["target"].tolist() == [[True, False], [True, False]]
+    assert not candidates["coverage over one half"].any()
+    unchanged = ceilings.mask_candidates(mask, 4)
+    assert all(np.array_equal(estimate, mask) for estimate in unchanged.values())
+
+
+def test_best_height_finds_the_one_camera_of_every_scene(ceilings):
+    rows = (np.arange(32) + 0.5) / 32
+    inverse = np.clip((rows - 0.4) / 1.5, 0, None)  # a level camera 1.5 m high, horizon at 0.4
+    depth = np.clip((inverse - 1 / FAR_M) / (1 / NEAR_M - 1 / FAR_M), 0, 1)
+    depths = np.broadcast_to(depth[:, None], (3, 32, 32)).copy()
+    heights = np.full(3, 1.5)
+    assert ceilings.best_height(depths, heights) == 1.5
+    assert ceilings.one_camera_scores(depths, heights, 1.5)["depth_rmse"] == 0
+    assert ceilings.one_camera_scores(depths, heights, 1.8)["depth_rmse"] > 0.01
+
+
+def test_at_the_stored_size_the_mask_ceiling_is_perfect(ceilings, small_dataset, capsys):
+    results = ceilings.main(["--data", str(small_dataset), "--size", "64", "--samples", "4"])
+    assert results["samples"] == 4
+    assert {scores["mask_iou"] for scores in results["mask"].values()} == {1.0}
+    assert results["depth"]["assumed_height_m"] in ceilings.HEIGHT_GRID
+    assert 0 < results["depth"]["depth_rmse"] < 0.2
+    assert "one camera height" in capsys.readouterr().out
