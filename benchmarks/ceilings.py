@@ -60,10 +60,12 @@ def one_camera_depth(depth: np.ndarray, true_height: float, assumed_height: floa
 
 
 def camera_heights(root: Path) -> dict[int, float] | None:
-    """Each background's camera height from the manifest, or None if its backgrounds have none."""
-    backgrounds = read_manifest(root).get("backgrounds", [])
-    heights = {int(bg["id"]): bg.get("camera", {}).get("height_m") for bg in backgrounds}
-    return None if not heights or None in heights.values() else heights
+    """Each background's camera height from the manifest, or None unless its depth is `geometric`
+    (drawn from those cameras; a MiDaS map or a photo's has no camera to scale)."""
+    manifest = read_manifest(root)
+    if manifest["generation"]["depth"]["source"] != "geometric":
+        return None
+    return {int(bg["id"]): float(bg["camera"]["height_m"]) for bg in manifest["backgrounds"]}
 
 
 def load_samples(root: Path, split: str, limit: int, size: int) -> dict[str, np.ndarray]:
@@ -129,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
         )
     heights = camera_heights(args.data)
     if heights is None:
-        print("depth: the manifest gives no camera per background (not a geometric-depth dataset); skipped")
+        print("depth: not drawn from a camera per background (the manifest's depth source is not geometric); skipped")
         return results
     fit = load_samples(args.data, args.fit_split, args.samples, args.size)
     assumed = best_height(fit["depth"], np.array([heights[int(i)] for i in fit["bg_id"]]))

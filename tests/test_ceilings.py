@@ -1,6 +1,7 @@
 """benchmarks/ceilings.py: the perfect estimates it scores, against hand-computed cases."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ def ceilings():
 def test_one_camera_depth_scales_inverse_depth_and_keeps_the_sky(ceilings):
     span = 1 / NEAR_M - 1 / FAR_M  # 0.49
     depth = np.array([[0.0, 0.5, 1.0]])
-    assert np.array_equal(ceilings.one_camera_depth(depth, 1.6, 1.6), depth)
+    np.testing.assert_allclose(ceilings.one_camera_depth(depth, 1.6, 1.6), depth, atol=1e-12)
     # Twice the camera height: every depth doubles, so each inverse depth (0.01 + 0.5 * 0.49 = 0.255,
     # 0.01 + 0.49 = 0.5) halves.
     higher = ceilings.one_camera_depth(depth, 1.6, 3.2)
@@ -39,19 +40,34 @@ def test_mask_candidates_hand_case(ceilings):
     candidates = ceilings.mask_candidates(mask, 2)
     assert candidates["target"].tolist() == [[True, False], [True, False]]
     assert not candidates["coverage over one half"].any()
+    assert not candidates["outline at the pixel centre"].any()  # halfway between columns 0 and 1: 0.5
     unchanged = ceilings.mask_candidates(mask, 4)
     assert all(np.array_equal(estimate, mask) for estimate in unchanged.values())
 
 
-def test_best_height_finds_the_one_camera_of_every_scene(ceilings):
-    rows = (np.arange(32) + 0.5) / 32
-    inverse = np.clip((rows - 0.4) / 1.5, 0, None)  # a level camera 1.5 m high, horizon at 0.4
+def ramp(height_m: float, size: int = 32) -> np.ndarray:
+    """The [0, 1] depth map of flat ground seen by a level camera `height_m` high, horizon at 0.4."""
+    rows = (np.arange(size) + 0.5) / size
+    inverse = np.clip((rows - 0.4) / height_m, 0, None)
     depth = np.clip((inverse - 1 / FAR_M) / (1 / NEAR_M - 1 / FAR_M), 0, 1)
-    depths = np.broadcast_to(depth[:, None], (3, 32, 32)).copy()
-    heights = np.full(3, 1.5)
+    return np.broadcast_to(depth[:, None], (size, size)).copy()
+
+
+def test_best_height_finds_the_one_camera_of_every_scene(ceilings):
+    depths, heights = np.stack([ramp(1.5)] * 3), np.full(3, 1.5)
     assert ceilings.best_height(depths, heights) == 1.5
     assert ceilings.one_camera_scores(depths, heights, 1.5)["depth_rmse"] == 0
     assert ceilings.one_camera_scores(depths, heights, 1.8)["depth_rmse"] > 0.01
+
+
+def test_best_height_is_the_grid_height_that_scores_best(ceilings):
+    """Three cameras: the fast search agrees with scoring `one_camera_depth` at every grid height."""
+    heights = np.array([1.4, 1.6, 1.8])
+    depths = np.stack([ramp(height) for height in heights])
+    rmse = [ceilings.one_camera_scores(depths, heights, assumed)["depth_rmse"] for assumed in ceilings.HEIGHT_GRID]
+    best = ceilings.best_height(depths, heights)
+    assert best == ceilings.HEIGHT_GRID[int(np.argmin(rmse))]
+    assert 1.4 < best < 1.8
 
 
 def test_at_the_stored_size_the_mask_ceiling_is_perfect(ceilings, small_dataset, capsys):
@@ -61,3 +77,12 @@ def test_at_the_stored_size_the_mask_ceiling_is_perfect(ceilings, small_dataset,
     assert results["depth"]["assumed_height_m"] in ceilings.HEIGHT_GRID
     assert 0 < results["depth"]["depth_rmse"] < 0.2
     assert "one camera height" in capsys.readouterr().out
+
+
+def test_depth_without_cameras_is_not_scored(ceilings, small_dataset, tmp_path):
+    """A MiDaS-depth dataset's cameras (the default one every background gets) drew nothing."""
+    manifest = json.loads((small_dataset / "data_manifest.json").read_text())
+    assert set(ceilings.camera_heights(small_dataset)) == {bg["id"] for bg in manifest["backgrounds"]}
+    manifest["generation"]["depth"]["source"] = "midas"
+    (tmp_path / "data_manifest.json").write_text(json.dumps(manifest))
+    assert ceilings.camera_heights(tmp_path) is None
