@@ -2,10 +2,13 @@
 reading the README's targets and any model's scores against them.
 
 * Mask. At a smaller size the targets are the stored mask read at each pixel's centre (the kit's
-  nearest-exact resize), while a pixel of the resized image shows how much of it the object
-  *covers*. So even a perfect estimate of that coverage, over one half (the mask resized by area
-  averaging), misses thin parts that the centres cut into dashes. Also scored: the stored mask
-  read at each centre by bilinear interpolation, which needs the outline to a fraction of a pixel.
+  nearest-exact resize), and the images are read at the same centres: the kit's INTER_LINEAR takes
+  the four source pixels around each centre and, when it shrinks, averages no area. So a resized
+  image shows the outline where it passes each centre, thin parts dashed just as in the targets.
+  Scored: the stored mask read bilinearly at each centre, over one half (what a model could at
+  best recover from such images), and how much of each pixel the object covers, over one half
+  (the mask resized by area averaging: what an area-averaged image would show, blind to the
+  dashes).
 * Depth, for datasets drawn with a camera per background (the demo's `geometric` depth): the
   depth of the ground, and of everything standing on it, scales with the camera's height, which
   the images barely show (the demo's ground textures vary in scale far more than its cameras vary
@@ -46,8 +49,8 @@ def mask_candidates(mask: np.ndarray, size: int) -> dict[str, np.ndarray]:
     mask = mask.astype(np.float32)
     return {
         "target": resized(mask, size, cv2.INTER_NEAREST_EXACT) > 0.5,
-        "coverage over one half": resized(mask, size, cv2.INTER_AREA) > 0.5,
         "outline at the pixel centre": resized(mask, size, cv2.INTER_LINEAR) > 0.5,
+        "coverage over one half": resized(mask, size, cv2.INTER_AREA) > 0.5,
     }
 
 
