@@ -15,8 +15,10 @@ Choices:
   demo dataset, its 96 px masks agree with the image-aligned (area-averaged) mask at only 0.73
   mean IoU per image, against 0.95 for the exact variant: a ceiling on any model's score.
   ``INTER_NEAREST_EXACT`` equals torch's ``nearest-exact``, which the virtual dataset and the
-  evaluation's background depth use. Borders that the shift uncovers are 0 in every image (black
-  RGB, no mask, depth 0 = far).
+  evaluation's background depth use. ``INTER_LINEAR`` reads the four source pixels around each
+  centre and averages no area when it shrinks, so a thin part is dashed in the image just as in
+  its target (an area-averaged image would show it faintly where the target has nothing). Borders
+  that the shift uncovers are 0 in every image (black RGB, no mask, depth 0 = far).
 - **No rotation, no zoom.** A level camera sees the ground's inverse depth grow linearly with
   the row, the same in every column, at a slope set by the camera (`fgbg_net` draws exactly that
   ramp, with one learnt camera height). A rotation tilts the ramp, which no level camera shows; a

@@ -77,3 +77,26 @@ def test_training_geometry_keeps_the_ground_a_level_ramp():
         assert (steps == step).all(), f"seed {seed}: row steps {sorted(set(steps.tolist()))}, not {step} (zoom)"
         moved += bool(int(values[0][0]) != rows[0] or not kept[0].any())  # shifted up or down
     assert moved >= 5  # the shift did move the horizon in several draws
+
+
+def test_shrinking_reads_images_at_the_centres_the_targets_read():
+    """Resized images are read at each output pixel's centre, as the targets are, without averaging an
+    area: at 224 -> 96 px, a one-pixel line under output column 43's centre (source column 101) shows
+    whole in both image and mask, and one that no centre comes near (source column 100) vanishes
+    from both, where an area-averaging resize would leave a faint line the target does not have.
+    So the images show thin parts dashed just as the targets hold them (`benchmarks/ceilings.py`)."""
+    exact, _ = _centre_sources(224, 96)
+    assert exact[43] == 101 and 100 not in exact
+    transform = make_transforms(96, train=False, stats={"bg": {"mean": [0.5] * 3, "std": [0.25] * 3}}, output="uint8")
+    black, depth = np.zeros((224, 224, 3), np.uint8), np.zeros((224, 224), np.uint8)
+    for column, shown in ((101, True), (100, False)):
+        line = np.zeros((224, 224), np.uint8)
+        line[:, column] = 1
+        out = transform.augment(bg=black, fg_bg=np.repeat(line[..., None] * 255, 3, axis=2), mask=line, depth=depth)
+        image_columns = np.flatnonzero(out["fg_bg"][..., 0].max(axis=0))
+        mask_columns = np.flatnonzero(out["mask"].max(axis=0))
+        assert image_columns.tolist() == mask_columns.tolist() == ([43] if shown else [])
+        if shown:
+            assert (out["fg_bg"][:, 43] == 255).all() and (out["mask"][:, 43] == 1).all()
+        area = cv2.resize(line * 255, (96, 96), interpolation=cv2.INTER_AREA)
+        assert area.max() > 0  # the faint line an area average would show
