@@ -54,9 +54,10 @@ def mask_candidates(mask: np.ndarray, size: int) -> dict[str, np.ndarray]:
     }
 
 
-def one_camera_depth(depth: np.ndarray, true_height: float, assumed_height: float) -> np.ndarray:
+def one_camera_depth(depth: np.ndarray, true_height: float | np.ndarray, assumed_height: float) -> np.ndarray:
     """A [0, 1] inverse-depth map as a camera at `assumed_height` would have drawn the same scene: every
-    depth but the sky's (0) multiplied by assumed / true height, clipped to the encoding's planes."""
+    depth but the sky's (0) multiplied by assumed / true height, clipped to the encoding's planes.
+    Broadcasts: maps N x H x W with heights of shape (N, 1, 1)."""
     span = 1.0 / NEAR_M - 1.0 / FAR_M
     inverse = (1.0 / FAR_M + depth * span) * (true_height / assumed_height)
     return np.where(depth > 0, np.clip((inverse - 1.0 / FAR_M) / span, 0.0, 1.0), depth)
@@ -97,22 +98,19 @@ def mask_ceilings(masks: np.ndarray, size: int) -> dict[str, dict[str, float]]:
 
 def one_camera_scores(depths: np.ndarray, heights: np.ndarray, assumed_height: float) -> dict[str, float]:
     """Depth scores of the one-camera maps against the true maps."""
-    predicted = np.stack([one_camera_depth(d, h, assumed_height) for d, h in zip(depths, heights, strict=True)])
+    predicted = one_camera_depth(depths, heights[:, None, None], assumed_height)
     stats = depth_stats(torch.from_numpy(predicted)[:, None], torch.from_numpy(depths)[:, None])
     return summarize_depth({k: v.numpy() for k, v in stats.items()})
 
 
 def best_height(depths: np.ndarray, heights: np.ndarray) -> float:
-    """The one camera height with the lowest mean per-image RMSE on these maps."""
-    span = 1.0 / NEAR_M - 1.0 / FAR_M
-    inverse = 1.0 / FAR_M + depths * span
-    sky = depths <= 0
-    errors = []
-    for assumed in HEIGHT_GRID:
-        scaled = np.clip((inverse * (heights / assumed)[:, None, None] - 1.0 / FAR_M) / span, 0.0, 1.0)
-        error = np.where(sky, 0.0, scaled - depths)
-        errors.append(np.sqrt((error**2).mean(axis=(1, 2))).mean())
-    return float(HEIGHT_GRID[int(np.argmin(errors))])
+    """The one camera height of HEIGHT_GRID with the lowest mean per-image RMSE on these maps."""
+
+    def mean_rmse(assumed: float) -> float:
+        error = one_camera_depth(depths, heights[:, None, None], assumed) - depths
+        return float(np.sqrt((error**2).mean(axis=(1, 2))).mean())
+
+    return float(min(HEIGHT_GRID, key=mean_rmse))
 
 
 def main(argv: list[str] | None = None) -> dict:
