@@ -35,6 +35,7 @@ from fgbg_utils.depth import FAR_M, NEAR_M
 from fgbg_utils.metrics import depth_stats, mask_stats, summarize_depth, summarize_mask
 from fgbg_utils.runtime import runs_dir
 from fgbg_utils.store import read_manifest
+from fgbg_utils.transforms import make_transforms
 
 HEIGHT_GRID = np.round(np.arange(1.0, 2.5001, 0.01), 2)
 """Candidate camera heights (m) for the one-height model."""
@@ -44,11 +45,10 @@ def resized(image: np.ndarray, size: int, interpolation: int) -> np.ndarray:
     return cv2.resize(image, (size, size), interpolation=interpolation)
 
 
-def mask_candidates(mask: np.ndarray, size: int) -> dict[str, np.ndarray]:
-    """The stored {0, 1} mask at `size`: the target (nearest-exact) and the two perfect estimates."""
+def perfect_masks(mask: np.ndarray, size: int) -> dict[str, np.ndarray]:
+    """The two perfect estimates of the stored {0, 1} mask's target at `size`."""
     mask = mask.astype(np.float32)
     return {
-        "target": resized(mask, size, cv2.INTER_NEAREST_EXACT) > 0.5,
         "outline at the pixel centre": resized(mask, size, cv2.INTER_LINEAR) > 0.5,
         "coverage over one half": resized(mask, size, cv2.INTER_AREA) > 0.5,
     }
@@ -73,26 +73,30 @@ def camera_heights(root: Path) -> dict[int, float] | None:
 
 
 def load_samples(root: Path, split: str, limit: int, size: int) -> dict[str, np.ndarray]:
-    """Evenly spaced samples of `split`: stored masks, depth at `size` in [0, 1], background ids."""
-    dataset = FgBgDataset(root, split, output="uint8")
-    masks, depths, bg_ids = [], [], []
+    """Evenly spaced samples of `split`: the stored masks, their targets and the depth maps at `size`
+    (in [0, 1]) as the kit's evaluation transform makes them, and the background ids."""
+    dataset = FgBgDataset(root, split)
+    transform = make_transforms(size, train=False, stats=read_manifest(root), output="uint8")
+    masks, targets, depths, bg_ids = [], [], [], []
     for position in tqdm(evenly_spaced_positions(len(dataset), limit), desc=f"reading {split}", leave=False):
-        sample = dataset[position]
-        masks.append(sample["mask"][0].numpy() > 0)
-        depths.append(resized(sample["depth"][0].numpy(), size, cv2.INTER_NEAREST_EXACT) / 255.0)
-        bg_ids.append(sample["bg_id"])
-    return {"mask": np.stack(masks), "depth": np.stack(depths), "bg_id": np.array(bg_ids)}
+        arrays = dataset.load_arrays(position)
+        at_size = transform.augment(**arrays)
+        masks.append(arrays["mask"] > 0)
+        targets.append(at_size["mask"] > 0)
+        depths.append(at_size["depth"] / 255.0)
+        bg_ids.append(int(dataset.index["bg"][dataset.positions[position]]))
+    return {"mask": np.stack(masks), "target": np.stack(targets), "depth": np.stack(depths), "bg_id": np.array(bg_ids)}
 
 
-def mask_ceilings(masks: np.ndarray, size: int) -> dict[str, dict[str, float]]:
-    """Mask scores of the perfect estimates against the targets, both at `size`."""
-    candidates = [mask_candidates(mask, size) for mask in masks]
-    target = torch.from_numpy(np.stack([c["target"] for c in candidates]))
+def mask_ceilings(masks: np.ndarray, targets: np.ndarray, size: int) -> dict[str, dict[str, float]]:
+    """Mask scores of the perfect estimates against the targets at `size`."""
+    estimates = [perfect_masks(mask, size) for mask in masks]
     scores = {}
-    for name in candidates[0]:
-        if name != "target":
-            estimate = torch.from_numpy(np.stack([c[name] for c in candidates]))
-            scores[name] = summarize_mask({k: v.numpy() for k, v in mask_stats(estimate, target).items()})
+    for name in estimates[0]:
+        estimate = torch.from_numpy(np.stack([e[name] for e in estimates]))
+        scores[name] = summarize_mask(
+            {k: v.numpy() for k, v in mask_stats(estimate, torch.from_numpy(targets)).items()}
+        )
     return scores
 
 
@@ -124,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     test = load_samples(args.data, args.split, args.samples, args.size)
     results: dict = {"size": args.size, "split": args.split, "samples": len(test["mask"])}
-    results["mask"] = mask_ceilings(test["mask"], args.size)
+    results["mask"] = mask_ceilings(test["mask"], test["target"], args.size)
     print(f"{args.data}, {args.split}, {results['samples']} samples at {args.size} px")
     for name, scores in results["mask"].items():
         print(

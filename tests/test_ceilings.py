@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from fgbg_utils.depth import FAR_M, NEAR_M
+from fgbg_utils.transforms import make_transforms
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ceilings.py"
 
@@ -32,17 +33,20 @@ def test_one_camera_depth_scales_inverse_depth_and_keeps_the_sky(ceilings):
     np.testing.assert_allclose(ceilings.one_camera_depth(depth, 1.6, 0.8), [[0.0, 1.0, 1.0]])
 
 
-def test_mask_candidates_hand_case(ceilings):
-    """A one-pixel-wide line at 4 px, halved: the centres (source columns 1 and 3) take it whole, an
-    area average gives each 2x2 block a half, not over one half."""
-    mask = np.zeros((4, 4), dtype=bool)
-    mask[:, 1] = True
-    candidates = ceilings.mask_candidates(mask, 2)
-    assert candidates["target"].tolist() == [[True, False], [True, False]]
-    assert not candidates["coverage over one half"].any()
-    assert not candidates["outline at the pixel centre"].any()  # halfway between columns 0 and 1: 0.5
-    unchanged = ceilings.mask_candidates(mask, 4)
-    assert all(np.array_equal(estimate, mask) for estimate in unchanged.values())
+def test_perfect_masks_hand_case(ceilings):
+    """A one-pixel-wide line at 4 px, halved: the kit's target reads the centres (source columns 1
+    and 3) and takes it whole; an area average gives each 2x2 block a half, and so does a bilinear
+    read halfway between columns 0 and 1: neither is over one half."""
+    mask = np.zeros((4, 4), dtype=np.uint8)
+    mask[:, 1] = 1
+    stats = {"bg": {"mean": [0.5] * 3, "std": [0.25] * 3}}
+    image, depth = np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.uint8)
+    target = make_transforms(2, train=False, stats=stats, output="uint8").augment(image, image, mask, depth)["mask"]
+    assert target.tolist() == [[1, 0], [1, 0]]
+    estimates = ceilings.perfect_masks(mask, 2)
+    assert not estimates["coverage over one half"].any()
+    assert not estimates["outline at the pixel centre"].any()
+    assert all(np.array_equal(estimate, mask > 0) for estimate in ceilings.perfect_masks(mask, 4).values())
 
 
 def ramp(height_m: float, size: int = 32) -> np.ndarray:
@@ -61,7 +65,7 @@ def test_best_height_finds_the_one_camera_of_every_scene(ceilings):
 
 
 def test_best_height_is_the_grid_height_that_scores_best(ceilings):
-    """Three cameras: the fast search agrees with scoring `one_camera_depth` at every grid height."""
+    """Three cameras: the search picks the grid height that the kit's own depth RMSE scores best."""
     heights = np.array([1.4, 1.6, 1.8])
     depths = np.stack([ramp(height) for height in heights])
     rmse = [ceilings.one_camera_scores(depths, heights, assumed)["depth_rmse"] for assumed in ceilings.HEIGHT_GRID]
