@@ -15,9 +15,15 @@ reading the README's targets and any model's scores against them.
   in height). Scored: the true depth map with every depth but the sky's scaled as if each scene
   had been taken from one camera height, the one that scores best on the training split.
 
+* Thin parts. The 0.5 reading knows the outline; the images show only how much of each pixel the
+  object covers times its contrast with what is behind it. Where a part is thinner than a pixel, a
+  faint line can be a thin part in a strong colour or a wider part in a faint one. Reported: how
+  much of the image such parts take, and, with ``--checkpoint``, how much of a model's error lies
+  there and what its IoU would be with that error (or all the rest) made right.
+
 Scores use the kit's own metrics, on evenly spaced samples of the test split.
 
-    python benchmarks/ceilings.py --data runs/demo/data --size 96
+    python benchmarks/ceilings.py --data runs/demo/data --size 96 [--checkpoint RUN/checkpoints/last.pt]
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from fgbg_utils.browse import predict_split
 from fgbg_utils.data import FgBgDataset, evenly_spaced_positions
 from fgbg_utils.depth import FAR_M, NEAR_M
 from fgbg_utils.metrics import depth_stats, mask_stats, summarize_depth, summarize_mask
@@ -39,6 +46,9 @@ from fgbg_utils.transforms import make_transforms
 
 HEIGHT_GRID = np.round(np.arange(1.0, 2.5001, 0.01), 2)
 """Candidate camera heights (m) for the one-height model."""
+THIN_WIDTH = 5
+"""Parts of the stored mask narrower than this many source pixels are thin (about two output pixels
+from 224 to 96 px)."""
 
 
 def resized(image: np.ndarray, size: int, interpolation: int) -> np.ndarray:
@@ -51,6 +61,40 @@ def perfect_masks(mask: np.ndarray, size: int) -> dict[str, np.ndarray]:
     return {
         "outline at the pixel centre": resized(mask, size, cv2.INTER_LINEAR) > 0.5,
         "coverage over one half": resized(mask, size, cv2.INTER_AREA) > 0.5,
+    }
+
+
+def thin_parts(mask: np.ndarray, size: int, width: int = THIN_WIDTH) -> np.ndarray:
+    """The pixels at `size` that touch a part of the stored {0, 1} `mask` narrower than `width` source
+    pixels (what an opening with a `width` disc removes), or the two source pixels around it."""
+    mask = mask > 0
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (width, width))
+    thin = mask & (cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, disc) == 0)
+    around = cv2.dilate(thin.astype(np.uint8), np.ones((5, 5), np.uint8))
+    return resized(around.astype(np.float32), size, cv2.INTER_AREA) > 0
+
+
+def mask_scores(estimates: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    """The kit's mask scores of binary `estimates` (N x H x W) against `targets`."""
+    stats = mask_stats(torch.from_numpy(estimates), torch.from_numpy(targets))
+    return summarize_mask({k: v.numpy() for k, v in stats.items()})
+
+
+def where_errors_are(estimates: np.ndarray, targets: np.ndarray, zone: np.ndarray) -> dict[str, float]:
+    """How the wrong pixels of binary `estimates` split between `zone` and the rest: the zone's share
+    of the pixels and of the wrong ones, and the per-image IoU as is, made right in the zone, and
+    made right everywhere else."""
+    wrong = estimates != targets
+
+    def mean_iou(made: np.ndarray) -> float:
+        return mask_scores(made, targets)["mask_iou"]
+
+    return {
+        "zone_share_of_pixels": float(zone.mean()),
+        "zone_share_of_errors": float((wrong & zone).sum() / max(int(wrong.sum()), 1)),
+        "mask_iou": mean_iou(estimates),
+        "mask_iou_right_in_zone": mean_iou(np.where(zone, targets, estimates)),
+        "mask_iou_right_elsewhere": mean_iou(np.where(zone, estimates, targets)),
     }
 
 
@@ -91,13 +135,7 @@ def load_samples(root: Path, split: str, limit: int, size: int) -> dict[str, np.
 def mask_ceilings(masks: np.ndarray, targets: np.ndarray, size: int) -> dict[str, dict[str, float]]:
     """Mask scores of the perfect estimates against the targets at `size`."""
     estimates = [perfect_masks(mask, size) for mask in masks]
-    scores = {}
-    for name in estimates[0]:
-        estimate = torch.from_numpy(np.stack([e[name] for e in estimates]))
-        scores[name] = summarize_mask(
-            {k: v.numpy() for k, v in mask_stats(estimate, torch.from_numpy(targets)).items()}
-        )
-    return scores
+    return {name: mask_scores(np.stack([e[name] for e in estimates]), targets) for name in estimates[0]}
 
 
 def one_camera_scores(depths: np.ndarray, heights: np.ndarray, assumed_height: float) -> dict[str, float]:
@@ -124,6 +162,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--split", default="unseen_test", help="the split scored")
     parser.add_argument("--fit-split", default="unseen_train", help="the split the one camera height is chosen on")
     parser.add_argument("--samples", type=int, default=900, help="evenly spaced samples of each split")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="also split this model's mask errors")
     args = parser.parse_args(argv)
 
     test = load_samples(args.data, args.split, args.samples, args.size)
@@ -133,6 +172,23 @@ def main(argv: list[str] | None = None) -> dict:
     for name, scores in results["mask"].items():
         print(
             f"mask, {name}: IoU {scores['mask_iou']:.3f} per image ({scores['mask_iou_dataset']:.3f} over all pixels)"
+        )
+    zone = np.stack([thin_parts(mask, args.size) for mask in test["mask"]])
+    reading = np.stack([perfect_masks(mask, args.size)["outline at the pixel centre"] for mask in test["mask"]])
+    results["thin_parts"] = {"perfect reading": where_errors_are(reading, test["target"], zone)}
+    if args.checkpoint is not None:
+        predicted = predict_split(args.checkpoint, args.data, args.split, limit=args.samples, progress=False)
+        if predicted.mask_prob.shape != test["target"].shape:
+            raise ValueError(f"{args.checkpoint}: it is scored at {predicted.mask_prob.shape[-1]} px; pass that --size")
+        if not np.array_equal(predicted.mask > 0, test["target"]):
+            raise ValueError(f"{args.checkpoint}: its targets are not the ones the ceilings were read against")
+        results["thin_parts"]["checkpoint"] = where_errors_are(predicted.mask_prob > 0.5, test["target"], zone)
+    for name, split in results["thin_parts"].items():
+        print(
+            f"thin parts (under {THIN_WIDTH} source px, and 2 px around): {split['zone_share_of_pixels']:.2%} of the "
+            f"pixels, {split['zone_share_of_errors']:.0%} of the {name}'s wrong ones; its IoU {split['mask_iou']:.3f}, "
+            f"{split['mask_iou_right_in_zone']:.3f} made right there, {split['mask_iou_right_elsewhere']:.3f} "
+            "made right everywhere else"
         )
     heights = camera_heights(args.data)
     if heights is None:

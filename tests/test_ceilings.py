@@ -6,8 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from fgbg_utils.depth import FAR_M, NEAR_M
+from fgbg_utils.evaluate import evaluate
+from fgbg_utils.models import build_model
+from fgbg_utils.train import TrainConfig, save_checkpoint
 from fgbg_utils.transforms import make_transforms
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ceilings.py"
@@ -90,3 +94,52 @@ def test_depth_without_cameras_is_not_scored(ceilings, small_dataset, tmp_path):
     manifest["generation"]["depth"]["source"] = "midas"
     (tmp_path / "data_manifest.json").write_text(json.dumps(manifest))
     assert ceilings.camera_heights(tmp_path) is None
+
+
+def test_thin_parts_are_the_parts_narrower_than_the_width(ceilings):
+    """Full-height bars at 28 px, read at 12 px (7 / 3 source pixels per output pixel): a 2 px bar
+    (columns 10 and 11) is thin, and the zone spans the output columns over source columns 8 to 13;
+    a 6 px bar is not thin at all."""
+    narrow, wide = np.zeros((28, 28), np.uint8), np.zeros((28, 28), np.uint8)
+    narrow[:, 10:12] = 1
+    wide[:, 10:16] = 1
+    zone = ceilings.thin_parts(narrow, 12)
+    assert zone.all(axis=0).tolist() == [column in (3, 4, 5) for column in range(12)]
+    assert zone.any(axis=0).tolist() == zone.all(axis=0).tolist()
+    assert not ceilings.thin_parts(wide, 12).any()
+
+
+def test_where_errors_are_hand_case(ceilings):
+    """Image 0: a 2x2 target; the estimate misses (0, 0), inside the zone, and adds (3, 3), outside:
+    IoU 3/5, 4/5 with the zone made right, 3/4 with the rest made right. Image 1: empty, right (1.0)."""
+    targets = np.zeros((2, 4, 4), bool)
+    targets[0, :2, :2] = True
+    estimates = targets.copy()
+    estimates[0, 0, 0], estimates[0, 3, 3] = False, True
+    zone = np.zeros_like(targets)
+    zone[0, 0, 0] = True
+    split = ceilings.where_errors_are(estimates, targets, zone)
+    assert split["zone_share_of_pixels"] == 1 / 32
+    assert split["zone_share_of_errors"] == 0.5
+    assert split["mask_iou"] == pytest.approx((0.6 + 1) / 2)
+    assert split["mask_iou_right_in_zone"] == pytest.approx((0.8 + 1) / 2)
+    assert split["mask_iou_right_elsewhere"] == pytest.approx((0.75 + 1) / 2)
+
+
+def test_a_checkpoints_errors_are_split_on_the_samples_evaluate_scores(ceilings, small_dataset, tmp_path):
+    """The script's IoU for a checkpoint is the one `evaluate` gives on the same samples; a size other
+    than the checkpoint's is refused with the size to pass."""
+    torch.manual_seed(0)
+    path = tmp_path / "last.pt"
+    config = TrainConfig(data=str(small_dataset), out=str(tmp_path), sizes=(32,))
+    save_checkpoint(path, {"model": build_model("fgbg_net").state_dict(), "config": config.to_dict(), "step": 0})
+    results = ceilings.main(["--data", str(small_dataset), "--size", "32", "--samples", "4", "--checkpoint", str(path)])
+    scored = evaluate(small_dataset, path, limit=4, threshold_samples=4, progress=False)
+    split = results["thin_parts"]["checkpoint"]
+    assert split["mask_iou"] == pytest.approx(scored["metrics"]["mask_iou"])
+    assert split["mask_iou"] <= min(split["mask_iou_right_in_zone"], split["mask_iou_right_elsewhere"])
+    assert results["thin_parts"]["perfect reading"]["mask_iou"] == pytest.approx(
+        results["mask"]["outline at the pixel centre"]["mask_iou"]
+    )
+    with pytest.raises(ValueError, match="scored at 32 px; pass that --size"):
+        ceilings.main(["--data", str(small_dataset), "--size", "64", "--samples", "4", "--checkpoint", str(path)])
