@@ -80,7 +80,8 @@ def verify_dataset(root: Path, progress: bool = True) -> list[str]:
 def _shard_statistics(task: tuple[Path, dict]) -> dict[str, ChannelHistogram]:
     """Histograms of one shard from its files: fg_bg re-composed from index rows and assets
     (the build's definition) and decoded from its JPEGs (what a loader sees); mask and depth
-    decoded from their lossless PNGs."""
+    decoded from their lossless PNGs. An imported sample (foreground unknown, -1) has no
+    composite: its decoded JPEG is its fg_bg, as at import."""
     path, manifest = task
     cv2.setNumThreads(1)
     root = path.parent
@@ -88,16 +89,16 @@ def _shard_statistics(task: tuple[Path, dict]) -> dict[str, ChannelHistogram]:
     bg_info = manifest["backgrounds"][meta["bg"]]
     bg = read_png(root / bg_info["file"])
     foregrounds = load_foregrounds(root, manifest)
-    statistics = {"fg_bg": ChannelHistogram(3), "fg_bg_decoded": ChannelHistogram(3)}
+    statistics = {kind: ChannelHistogram(3) for kind in ("fg_bg", "fg_bg_decoded")}
     statistics.update(mask=ChannelHistogram(1), depth=ChannelHistogram(1))
     with zipfile.ZipFile(path) as archive:
         for sample, _, fg, flip, x, y, w, h in meta["rows"]:
-            fg_bg, _ = compose(bg, foregrounds[fg][flip], Box(x, y, w, h))
-            statistics["fg_bg"].add(fg_bg)
-            names = member_names(sample)
-            for kind, name, channels in zip(("fg_bg_decoded", "mask", "depth"), names, (3, 1, 1), strict=True):
+            if fg >= 0:
+                statistics["fg_bg"].add(compose(bg, foregrounds[fg][flip], Box(x, y, w, h))[0])
+            kinds = ("fg_bg_decoded" if fg >= 0 else "fg_bg", "mask", "depth")
+            for kind, name, channels in zip(kinds, member_names(sample), (3, 1, 1), strict=True):
                 statistics[kind].add(decode_image(archive.read(name), f"{path}:{name}", channels))
-    return statistics
+    return {kind: hist for kind, hist in statistics.items() if hist.pixels}
 
 
 def recompute_statistics(root: Path, workers: int | None = None, progress: bool = True) -> dict[str, dict]:

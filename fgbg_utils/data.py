@@ -144,7 +144,9 @@ def make_splits(root: Path, seed: int = 0, test_fraction: float = 0.3) -> dict:
       (1 - test_fraction) : test_fraction (70:30 by default).
     - ``unseen``: a seeded `test_fraction` of the backgrounds and of the foregrounds are held
       out; test samples use a held-out background AND a held-out foreground, train samples
-      neither; samples that mix the two are left out (counted in ``counts.left_out``).
+      neither; samples that mix the two are left out (counted in ``counts.left_out``). A dataset
+      imported from the course layout does not know its samples' foregrounds: its test samples
+      are those of the held-out backgrounds.
     """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
@@ -160,10 +162,13 @@ def make_splits(root: Path, seed: int = 0, test_fraction: float = 0.3) -> dict:
 
     rng = np.random.default_rng([seed, 1])
     n_bg, n_fg = len(manifest["backgrounds"]), len(manifest["foregrounds"])
-    if n_bg < 2 or n_fg < 2:
+    foregrounds_known = bool((index["fg"] >= 0).all())
+    if n_bg < 2 or (foregrounds_known and n_fg < 2):
         raise ValueError(f"{root}: an unseen split needs at least 2 backgrounds and 2 foregrounds")
-    held_bg, held_fg = _held_out(rng, n_bg, test_fraction), _held_out(rng, n_fg, test_fraction)
-    test_bg, test_fg = np.isin(index["bg"], held_bg), np.isin(index["fg"], held_fg)
+    held_bg = _held_out(rng, n_bg, test_fraction)
+    held_fg = _held_out(rng, n_fg, test_fraction) if foregrounds_known else np.zeros(0, dtype=np.int64)
+    test_bg = np.isin(index["bg"], held_bg)
+    test_fg = np.isin(index["fg"], held_fg) if foregrounds_known else test_bg
     unseen_test = samples[test_bg & test_fg]
     unseen_train = samples[~test_bg & ~test_fg]
     splits = {

@@ -734,7 +734,7 @@ def import_course_layout(
                 "depth_sha256": sha256_file(depth_path),
             }
         )
-    parameters = {"per_background": per_background, "mapping": str(mapping) if mapping else None, "size": size}
+    parameters = {"per_background": per_background, "mapping": str(mapping) if mapping else None, "size": target}
     base = {"imported_from": str(folder), **parameters}
     shard_tasks, metas, first = [], {}, 0
     for b in range(len(bgs)):

@@ -36,17 +36,24 @@ def _fit(image: np.ndarray, size: int) -> np.ndarray:
     return tile
 
 
+def grid_kinds(manifest: dict) -> tuple[str, ...]:
+    """The kinds a sample grid shows: all of GRID_KINDS, or without the foreground's two where the
+    dataset has none (imported from the course layout)."""
+    return GRID_KINDS if manifest["foregrounds"] else tuple(k for k in GRID_KINDS if k not in ("fg", "fg_mask"))
+
+
 def sample_tiles(root: Path, rows: list[dict], manifest: dict, size: int) -> dict[str, list[np.ndarray]]:
-    """For each chosen sample, one tile per kind in GRID_KINDS."""
-    tiles: dict[str, list[np.ndarray]] = {kind: [] for kind in GRID_KINDS}
+    """For each chosen sample, one tile per kind in `grid_kinds`."""
+    tiles: dict[str, list[np.ndarray]] = {kind: [] for kind in grid_kinds(manifest)}
     for row in rows:
         images = read_sample(root, row)
-        fg = read_png(root / manifest["foregrounds"][row["fg"]]["file"])
-        if row["flip"]:
-            fg = fg[:, ::-1]
         tiles["bg"].append(_fit(read_png(root / manifest["backgrounds"][row["bg"]]["file"]), size))
-        tiles["fg"].append(_fit(on_checkerboard(fg), size))
-        tiles["fg_mask"].append(_fit(np.where(fg[..., 3] >= MASK_THRESHOLD * 255, 255, 0).astype(np.uint8), size))
+        if "fg" in tiles:
+            fg = read_png(root / manifest["foregrounds"][row["fg"]]["file"])
+            if row["flip"]:
+                fg = fg[:, ::-1]
+            tiles["fg"].append(_fit(on_checkerboard(fg), size))
+            tiles["fg_mask"].append(_fit(np.where(fg[..., 3] >= MASK_THRESHOLD * 255, 255, 0).astype(np.uint8), size))
         for kind in ("fg_bg", "mask", "depth"):
             tiles[kind].append(_fit(images[kind], size))
     return tiles
@@ -79,19 +86,24 @@ def write_report(root: Path, out: Path | None = None, samples: int = 8, tile: in
     manifest = read_manifest(root)
     chosen = pick_samples(read_index(root / "index.csv"), samples)
     tiles = sample_tiles(root, chosen, manifest, tile)
-    for kind in GRID_KINDS:
+    shown = tuple(tiles)
+    for kind in shown:
         write_png(out / f"grid_{kind}.png", grid(tiles[kind], columns=min(4, len(chosen))))
-    overview = [tiles[kind][i] for i in range(len(chosen)) for kind in GRID_KINDS]
-    write_png(out / "samples.png", grid(overview, columns=len(GRID_KINDS)))
+    overview = [tiles[kind][i] for i in range(len(chosen)) for kind in shown]
+    write_png(out / "samples.png", grid(overview, columns=len(shown)))
 
     kinds, counts, stats = manifest["kinds"], manifest["counts"], manifest["statistics"]
     mib = manifest["bytes"]["total"] / 2**20
+    recipe = (
+        f"{counts['backgrounds']} backgrounds x {counts['foregrounds']} foregrounds"
+        f" x {counts['flips']} (as is and mirrored) x {counts['placements']} placements"
+        if manifest["foregrounds"]
+        else f"{counts['backgrounds']} backgrounds x {counts['samples_per_background']:,} imported samples each"
+    )
     lines = [
         "## Dataset",
         "",
-        f"{counts['backgrounds']} backgrounds x {counts['foregrounds']} foregrounds"
-        f" x {counts['flips']} (as is and mirrored) x {counts['placements']} placements"
-        f" = **{counts['samples']:,} fg_bg images**, with as many masks and depth maps.",
+        f"{recipe} = **{counts['samples']:,} fg_bg images**, with as many masks and depth maps.",
         "",
         "| kind | type | channels | dimension | count |",
         "| --- | --- | --- | --- | --- |",
@@ -121,12 +133,12 @@ def write_report(root: Path, out: Path | None = None, samples: int = 8, tile: in
         + f"; {encoding.get('quantity', '')}: 255 = {encoding.get('value_255', '')},"
         + f" 0 = {encoding.get('value_0', '')}.",
         "",
-        "Samples (columns: " + ", ".join(GRID_TITLES[k] for k in GRID_KINDS) + "):",
+        "Samples (columns: " + ", ".join(GRID_TITLES[k] for k in shown) + "):",
         "",
         "![samples](samples.png)",
         "",
     ]
-    lines += [f"- {GRID_TITLES[k]}: ![{k}](grid_{k}.png)" for k in GRID_KINDS]
+    lines += [f"- {GRID_TITLES[k]}: ![{k}](grid_{k}.png)" for k in shown]
     readme = out / "README.md"
     write_bytes_atomic(readme, ("\n".join(lines) + "\n").encode())
     return readme

@@ -96,7 +96,9 @@ print("depth within [0, 1]:", bool(sample["depth"].min() >= 0 and sample["depth"
 # background and every foreground in both halves: the test set then measures memory of scenes
 # seen in training. The `unseen` split holds out 30 % of the backgrounds **and** 30 % of the
 # foregrounds: its test samples combine only held-out ones, its training samples only the rest.
-# Every metric in this kit says which split it was computed on.
+# (A dataset imported from the course layout does not record which foreground each sample holds:
+# there, the `unseen` split holds out backgrounds only.) Every metric in this kit says which split
+# it was computed on.
 
 # %%
 splits = load_splits(data_dir)

@@ -11,11 +11,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fgbg_utils.checks import verify_dataset
+from fgbg_utils.checks import recompute_statistics, verify_dataset
+from fgbg_utils.data import FgBgDataset
 from fgbg_utils.extract import copy_dataset, import_course_layout, mask_box, natural_key, safe_extract
 from fgbg_utils.extract import export_course_layout as export_course_layout_of_package
+from fgbg_utils.report import write_report
 from fgbg_utils.runtime import mount_drive
 from fgbg_utils.store import read_index, read_manifest, read_png, read_sample, read_shard_meta
+from fgbg_utils.train import TrainConfig, train
 
 # --- safe_extract ---------------------------------------------------------------------------
 
@@ -356,3 +359,41 @@ def test_package_exporter_round_trips_one_background(small_dataset, tmp_path):
     assert len(imported) == per_bg
     for old, new in zip(read_index(small_dataset / "index.csv")[:per_bg], imported, strict=True):
         assert np.array_equal(read_sample(small_dataset, old)["mask"], read_sample(tmp_path / "imported", new)["mask"])
+
+
+def test_an_import_loads_splits_trains_and_reports(small_dataset, course_folder, tmp_path):
+    """Every later step reads an import: its size is recorded, the unseen split holds out whole
+    backgrounds (the samples' foregrounds are unknown), the statistics recompute to the import's
+    own, the report leaves out the foreground's grids, and a training step runs."""
+    folder, per_bg = course_folder
+    out = tmp_path / "imported"
+    import_course_layout(folder, out, per_background=per_bg, progress=False)
+    manifest = read_manifest(out)
+    assert (
+        manifest["generation"]["parameters"]["size"] == read_manifest(small_dataset)["generation"]["parameters"]["size"]
+    )
+
+    bg_of = {row["sample"]: row["bg"] for row in read_index(out / "index.csv")}
+    train_set, test_set = FgBgDataset(out, "unseen_train"), FgBgDataset(out, "unseen_test")
+    train_bgs, test_bgs = ({bg_of[int(s)] for s in part.samples} for part in (train_set, test_set))
+    assert len(train_set) + len(test_set) == len(bg_of), "no sample left out: every one is train or test"
+    assert test_bgs and train_bgs and not train_bgs & test_bgs
+    assert len(FgBgDataset(out, "train")) + len(FgBgDataset(out, "test")) == len(bg_of)
+    assert FgBgDataset(out, "test")[0]["fg_bg"].shape[-1] == manifest["generation"]["parameters"]["size"]
+
+    recomputed = recompute_statistics(out, workers=1, progress=False)
+    assert set(recomputed) == {"bg", "fg_bg", "mask", "depth"}
+    for kind, stats in recomputed.items():
+        np.testing.assert_allclose(stats["mean"], manifest["statistics"][kind]["mean"], rtol=1e-12)
+
+    readme = write_report(out)
+    assert sorted(p.name for p in readme.parent.glob("grid_*.png")) == [
+        "grid_bg.png",
+        "grid_depth.png",
+        "grid_fg_bg.png",
+        "grid_mask.png",
+    ]
+    assert f"3 backgrounds x {per_bg} imported samples each = **72 fg_bg images**" in readme.read_text()
+
+    config = TrainConfig(data=str(out), out=str(tmp_path / "run"), steps=1, sizes=(32,), progress=False)
+    assert train(config)["steps"] == 1
