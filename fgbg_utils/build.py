@@ -364,6 +364,24 @@ def finished_shard(root: Path, config: BuildConfig, bg: int) -> dict | None:
     return meta
 
 
+def refuse_another_dataset(root: Path, config: BuildConfig) -> None:
+    """Raise, before anything is written, if `root` holds a whole dataset other than `config`'s
+    build (another build, an import): building there would overwrite its assets."""
+    path = root / MANIFEST_NAME
+    if not path.exists():
+        return
+    generation = json.loads(path.read_text()).get("generation", {})
+    if "imported_from" in generation:
+        raise ValueError(
+            f"{root}: holds a dataset imported from {generation['imported_from']}; build into another folder"
+        )
+    if generation.get("parameters") != asdict(config):
+        raise ValueError(
+            f"{root}: holds a dataset built with other settings ({generation.get('parameters')}); "
+            "use another --out or delete it"
+        )
+
+
 def _remove_partials(root: Path) -> None:
     for stale in root.rglob(".*.partial-*"):
         stale.unlink(missing_ok=True)
@@ -386,6 +404,9 @@ def make_dataset(
     """
     config.validate()
     root = Path(root)
+    refuse_another_dataset(root, config)
+    wanted = shard_ids(config.n_bg, part)
+    metas = {bg: meta for bg in wanted if (meta := finished_shard(root, config, bg)) is not None}
     root.mkdir(parents=True, exist_ok=True)
     _remove_partials(root)
     started = time.perf_counter()
@@ -400,8 +421,6 @@ def make_dataset(
     )
     try:
         assets = prepare_assets(config, root, source, skip_bad=skip_bad, mapper=pool.map if pool else map)
-        wanted = shard_ids(config.n_bg, part)
-        metas = {bg: meta for bg in wanted if (meta := finished_shard(root, config, bg)) is not None}
         kept = list(metas)
         todo = [bg for bg in wanted if bg not in metas]
         total = len(todo) * config.per_background
@@ -455,14 +474,16 @@ def profile_config(profile: Profile, **overrides) -> BuildConfig:
 
 
 def ensure_dataset(root: Path, config: BuildConfig, workers: int | None = None) -> dict:
-    """The manifest of the dataset in `root`, building (or finishing) it first unless a whole
-    build with exactly `config` is already there. Lets every notebook run on its own."""
+    """The manifest of the dataset in `root`: a whole dataset already there is used as it is (your
+    own build or an import, whatever `config` says); otherwise `config` is built there, or a killed
+    build of it finished. Lets every notebook run on its own."""
     root = Path(root)
     manifest_path = root / MANIFEST_NAME
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
-        if manifest["generation"]["parameters"] == asdict(config):
-            return manifest
+        if manifest["generation"].get("parameters") != asdict(config):
+            print(f"{root}: using the dataset there ({manifest['counts']['samples']:,} samples), not a new build")
+        return manifest
     result = make_dataset(root, config, workers=workers)
     print_summary(result)
     return json.loads(manifest_path.read_text())

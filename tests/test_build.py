@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 from conftest import SMALL
 from PIL import Image
 
-from fgbg_utils.build import BuildConfig, BuildInputError, make_dataset, merge
+from fgbg_utils.build import BuildConfig, BuildInputError, ensure_dataset, make_dataset, merge
 from fgbg_utils.checks import recompute_statistics, verify_dataset
 from fgbg_utils.compose import Box, compose, prepare_foreground
 from fgbg_utils.depth import GroundCamera, encode_depth
@@ -187,15 +188,40 @@ def test_killed_build_resumes_to_identical_bytes(small_dataset, tmp_path):
     assert (root / "index.csv").read_bytes() == (reference / "index.csv").read_bytes()
 
 
-def test_resume_refuses_shards_from_other_settings(small_dataset, tmp_path):
+def file_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_resume_refuses_shards_from_other_settings_before_writing(small_dataset, tmp_path):
     root = tmp_path / "mixed"
     make_dataset(root, SMALL, workers=1, part=(0, 3), progress=False)
-    with pytest.raises(ValueError, match="other settings"):
+    before = file_bytes(root)
+    with pytest.raises(ValueError, match="shard_000.zip: built with other settings"):
         make_dataset(root, replace(SMALL, seed=99), workers=1, progress=False)
+    assert file_bytes(root) == before, "the demo assets were rewritten before the refusal"
+
+
+def test_another_dataset_is_never_built_over_and_notebooks_use_it(small_dataset, tmp_path, capsys):
+    """A whole build with other settings, or an import, is refused before anything is written;
+    `ensure_dataset` (every notebook's first step) uses such a dataset as it is."""
+    root = tmp_path / "theirs"
+    shutil.copytree(small_dataset, root)
+    before = file_bytes(root)
+    with pytest.raises(ValueError, match="holds a dataset built with other settings"):
+        make_dataset(root, replace(SMALL, seed=99), workers=1, progress=False)
+    assert ensure_dataset(root, replace(SMALL, seed=99)) == read_manifest(root)
+    assert "using the dataset there (72 samples)" in capsys.readouterr().out
+    assert file_bytes(root) == before
+
+    imported = tmp_path / "imported"
+    imported.mkdir()
+    (imported / "data_manifest.json").write_text(json.dumps({"generation": {"imported_from": "/course"}}))
+    with pytest.raises(ValueError, match="imported from /course; build into another folder"):
+        make_dataset(imported, SMALL, workers=1, progress=False)
+    assert [p.name for p in imported.iterdir()] == ["data_manifest.json"]
 
 
 def test_verify_names_corrupt_and_missing_shards(small_dataset, tmp_path):
-    import shutil
 
     root = tmp_path / "copy"
     shutil.copytree(small_dataset, root)
