@@ -441,9 +441,9 @@ def make_dataset(
     shards = [metas[bg] for bg in wanted]
     manifest = assemble_manifest(root, config, assets, shards, digests, part)
     name = MANIFEST_NAME if part is None else slice_manifest_name(part)
-    write_json_atomic(root / name, manifest)
     if part is None:
         write_index(root / INDEX_NAME, _index_rows(shards))
+    write_json_atomic(root / name, manifest)  # last: a manifest means the dataset is whole
     seconds = time.perf_counter() - started
     samples_built = len(todo) * config.per_background
     return BuildResult(root, samples_built, config.samples, seconds, todo, kept, manifest=root / name)
@@ -675,6 +675,6 @@ def merge(root: Path, sources: list[Path] = ()) -> Path:
     shards = [metas[bg] for bg in range(config.n_bg)]
     manifest = assemble_manifest(root, config, assets, shards, digests)
     manifest["generation"]["depth"] = first["generation"]["depth"]
-    write_json_atomic(root / MANIFEST_NAME, manifest)
     write_index(root / INDEX_NAME, _index_rows(shards))
+    write_json_atomic(root / MANIFEST_NAME, manifest)  # last: a manifest means the dataset is whole
     return root / MANIFEST_NAME

@@ -164,6 +164,7 @@ def copy_dataset(src: Path, dst: Path, verify: bool = True, progress: bool = Tru
     plan = _plan_copy(src, manifest)
     dst.mkdir(parents=True, exist_ok=True)
     _remove_partials(dst)
+    (dst / MANIFEST_NAME).unlink(missing_ok=True)  # an earlier copy's; whole again only when this one ends
 
     todo = []
     for name, expected in plan:
@@ -715,6 +716,7 @@ def import_course_layout(
     # Write: backgrounds with their prior depth, then one shard per background.
     out.mkdir(parents=True, exist_ok=True)
     _remove_partials(out)
+    (out / MANIFEST_NAME).unlink(missing_ok=True)  # an earlier import's; whole again only when this one ends
     prior, camera = GeometricDepth(prior=True), GroundCamera()
     backgrounds = []
     for b, (path, image) in enumerate(zip(bgs, bg_images, strict=True)):

@@ -16,6 +16,7 @@ import pytest
 from conftest import SMALL
 from PIL import Image
 
+from fgbg_utils import build as build_module
 from fgbg_utils.build import BuildConfig, BuildInputError, ensure_dataset, make_dataset, merge
 from fgbg_utils.checks import recompute_statistics, verify_dataset
 from fgbg_utils.compose import Box, compose, prepare_foreground
@@ -199,6 +200,19 @@ def test_resume_refuses_shards_from_other_settings_before_writing(small_dataset,
     with pytest.raises(ValueError, match="shard_000.zip: built with other settings"):
         make_dataset(root, replace(SMALL, seed=99), workers=1, progress=False)
     assert file_bytes(root) == before, "the demo assets were rewritten before the refusal"
+
+
+def test_a_build_stopped_before_its_index_has_no_manifest(tmp_path, monkeypatch):
+    """The manifest marks a dataset whole, so it is written last."""
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build_module, "write_index", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        make_dataset(tmp_path / "data", SMALL, workers=1, progress=False)
+    assert (tmp_path / "data" / shard_name(0)).exists()
+    assert not (tmp_path / "data" / "data_manifest.json").exists()
 
 
 def test_another_dataset_is_never_built_over_and_notebooks_use_it(small_dataset, tmp_path, capsys):
