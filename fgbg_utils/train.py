@@ -107,6 +107,41 @@ class TrainConfig:
     progress: bool = True
     resume: bool = False
 
+    def validate(self) -> None:
+        """Raise ValueError naming every option out of range, before a run writes anything (a
+        negative batch size used to loop forever, a misspelt loss weight to fail with a traceback)."""
+        at_least = {"batch_size": 1, "steps": 1, "keep_last": 1, "val_samples": 1, "train_limit": 1}
+        at_least |= {"checkpoint_every_steps": 1, "workers": 0}
+        problems = [
+            f"{name} must be at least {low}, got {getattr(self, name)}"
+            for name, low in at_least.items()
+            if getattr(self, name) is not None and getattr(self, name) < low
+        ]
+        positive = ("minutes", "lr", "grad_clip", "checkpoint_every_minutes")
+        problems += [
+            f"{name} must be above 0, got {getattr(self, name)}"
+            for name in positive
+            if getattr(self, name) is not None and not getattr(self, name) > 0
+        ]
+        if not self.weight_decay >= 0:
+            problems.append(f"weight_decay must be 0 or more, got {self.weight_decay}")
+        problems += [
+            f"sizes: {size} is not a multiple of 16 of at least 32 (the networks halve it four times)"
+            for size in self.sizes
+            if size < 32 or size % 16
+        ]
+        known = set(LossWeights().to_dict())
+        unknown = sorted(set(self.loss_weights) - known)
+        if unknown:
+            problems.append(f"loss_weights: unknown {', '.join(unknown)}; the terms are {', '.join(sorted(known))}")
+        problems += [
+            f"loss_weights: {name} must be 0 or more, got {weight}"
+            for name, weight in self.loss_weights.items()
+            if not weight >= 0
+        ]
+        if problems:
+            raise ValueError(f"{self.out}: not started: " + "; ".join(problems))
+
     def to_dict(self) -> dict:
         """JSON- and weights_only-safe: tuples become lists, paths strings."""
         out = asdict(self)
@@ -794,6 +829,7 @@ def time_steps(
 def resolve_config(config: TrainConfig, resume: bool) -> tuple[TrainConfig, tuple[Path, dict] | None]:
     """The config to run and the checkpoint to continue from (its path and contents): on resume the
     checkpoint's config wins except for SESSION_FIELDS, so the schedule cannot drift."""
+    config.validate()
     if not resume:
         if config.steps is None and config.minutes is None:
             raise ValueError("give steps or minutes")

@@ -345,3 +345,17 @@ def test_validation_covers_the_whole_split_evenly(dataset, tmp_path):
     assert list(run.val_set.indices) == [i * (test_samples - 1) // 4 for i in range(5)]
     bg_ids = {run.val_set[i]["bg_id"] for i in range(5)}
     assert len(bg_ids) > 1
+
+
+def test_options_out_of_range_are_refused_before_anything_is_written(dataset, tmp_path):
+    out = tmp_path / "refused"
+    bad = quick_config(dataset, out, batch_size=-2, sizes=(32, 40), loss_weights={"mask_bse": 2.0}, lr=0.0)
+    with pytest.raises(ValueError) as error:
+        train(bad)
+    message = str(error.value)
+    assert message.startswith(f"{out}: not started: ")
+    assert "batch_size must be at least 1, got -2" in message
+    assert "sizes: 40 is not a multiple of 16" in message
+    assert "loss_weights: unknown mask_bse; the terms are " in message and "mask_bce" in message
+    assert "lr must be above 0, got 0.0" in message
+    assert not out.exists()
