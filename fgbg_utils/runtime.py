@@ -90,7 +90,8 @@ def describe_runtime() -> str:
 
 
 def worker_context():
-    """The multiprocessing context for worker pools: forkserver.
+    """The multiprocessing context for worker pools: forkserver, or spawn where there is none
+    (Windows).
 
     Plain fork copies the parent's thread pools (OpenCV's, torch's) in whatever state they are
     in, and a child can then deadlock on a lock no thread will release; forkserver starts
@@ -98,4 +99,5 @@ def worker_context():
     """
     import multiprocessing
 
-    return multiprocessing.get_context("forkserver")
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    return multiprocessing.get_context(method)

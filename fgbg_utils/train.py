@@ -405,10 +405,12 @@ def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, step: 
 
 
 def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """bf16 where CUDA supports it, else fp16; None = full precision (always on CPU)."""
+    """bf16 on GPUs with bf16 tensor cores (compute capability 8 and up), else fp16; None = full
+    precision (always on CPU). `torch.cuda.is_bf16_supported()` also says yes where bf16 is only
+    emulated, as on Colab's free T4 (7.5), which then runs slower than fp16 with a scaler."""
     if device.type != "cuda" or config.amp is False:
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if torch.cuda.get_device_capability(device)[0] >= 8 else torch.float16
 
 
 def to_device(

@@ -181,3 +181,13 @@ def test_midas_source_through_torch_hub_with_a_local_stand_in(tmp_path):
     np.testing.assert_array_equal(depths[1], encoded_bg)  # same scale for every composite of one background
     assert depths[0][12:18, 12:18].mean() > encoded_bg[12:18, 12:18].mean()
     assert json.dumps(source.describe())  # serialisable into the manifest
+
+
+def test_worker_pools_start_from_forkserver_or_spawn_where_there_is_none(monkeypatch):
+    import multiprocessing
+
+    from fgbg_utils.runtime import worker_context
+
+    assert worker_context().get_start_method() == "forkserver"
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])  # as on Windows
+    assert worker_context().get_start_method() == "spawn"

@@ -27,6 +27,7 @@ from fgbg_utils.train import (
     EpochBatches,
     Run,
     TrainConfig,
+    amp_dtype,
     capture_rng,
     latest_checkpoint,
     load_checkpoint,
@@ -359,3 +360,15 @@ def test_options_out_of_range_are_refused_before_anything_is_written(dataset, tm
     assert "loss_weights: unknown mask_bse; the terms are " in message and "mask_bce" in message
     assert "lr must be above 0, got 0.0" in message
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "capability, dtype", [((7, 5), torch.float16), ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)]
+)
+def test_mixed_precision_is_bf16_only_with_bf16_tensor_cores(dataset, tmp_path, monkeypatch, capability, dtype):
+    """A T4 (7.5) would emulate bf16: it gets fp16 with a scaler. The CPU never autocasts."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    config = quick_config(dataset, tmp_path)
+    assert amp_dtype(config, torch.device("cuda")) == dtype
+    assert amp_dtype(config, torch.device("cpu")) is None
+    assert amp_dtype(replace(config, amp=False), torch.device("cuda")) is None
