@@ -63,6 +63,11 @@ def binarize(mask: Tensor, mask_from: str = "logits", threshold: float = 0.5) ->
     raise ValueError(f"unknown mask_from {mask_from!r}: choose one of {', '.join(MASK_FROM)}")
 
 
+def _per_image_shape(x: Tensor) -> tuple[int, ...]:
+    """(batch, H, W) for B x 1 x H x W and B x H x W alike."""
+    return (x.shape[0], *x.shape[2:]) if x.dim() == 4 and x.shape[1] == 1 else tuple(x.shape)
+
+
 def mask_stats(pred: Tensor, target: Tensor) -> dict[str, Tensor]:
     """Per-image counts and scores of a binary prediction (B, ...) against a {0, 1} target.
 
@@ -70,6 +75,8 @@ def mask_stats(pred: Tensor, target: Tensor) -> dict[str, Tensor]:
     docstring) and the counts ``intersection``, ``union``, ``pred_area``, ``target_area`` that
     dataset-level scores are summed from.
     """
+    if _per_image_shape(pred) != _per_image_shape(target):
+        raise ValueError(f"mask prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
     pred = pred.bool().flatten(1)
     target = (target > 0.5).flatten(1).to(pred.device)
     intersection = (pred & target).sum(1).double()
@@ -274,10 +281,10 @@ def choose_difference_threshold(
 
     ``pairs_iterable`` yields loader batches (dicts with ``bg``, ``fg_bg``, ``mask``) or
     ``(bg, fg_bg, mask)`` tuples, from the TRAINING split: choosing on test data would leak it
-    into the baseline, so ``split="test"`` is refused. Each batch is read once.
+    into the baseline, so ``split="test"`` or ``"unseen_test"`` is refused. Each batch is read once.
     """
-    if split == "test":
-        raise ValueError("choose the difference threshold on training data, never on the test split")
+    if split in ("test", "unseen_test"):
+        raise ValueError(f"choose the difference threshold on training data, never on the test split ({split})")
     thresholds = sorted({float(c) for c in candidates})
     if not thresholds:
         raise ValueError("no candidate thresholds")

@@ -423,8 +423,18 @@ def test_choose_difference_threshold_on_training_batches():
     assert choice.scores[0.2] == 1.0 and choice.scores[0.4] == 0.0 and choice.scores[0.01] < 0.5
     tuples = [(b["bg"], b["fg_bg"], b["mask"]) for b in batches]
     assert choose_difference_threshold(tuples, [0.05, 0.2]).threshold == 0.2
-    with pytest.raises(ValueError, match="training"):
-        choose_difference_threshold(batches, [0.1], split="test")
+    for test_split in ("test", "unseen_test"):
+        with pytest.raises(ValueError, match=f"training data, never on the test split \\({test_split}\\)"):
+            choose_difference_threshold(batches, [0.1], split=test_split)
+
+
+def test_mask_scores_refuse_shapes_that_only_flatten_alike():
+    """8x8 against 4x16 (64 pixels each) or 2 images against 1 would be scored silently."""
+    with pytest.raises(ValueError, match=r"mask prediction \(1, 8, 8\) and target \(1, 4, 16\) differ in shape"):
+        mask_stats(torch.ones(1, 8, 8), torch.ones(1, 4, 16))
+    with pytest.raises(ValueError, match="differ in shape"):
+        mask_stats(torch.ones(2, 1, 4, 4), torch.ones(1, 1, 4, 4))
+    assert mask_stats(torch.ones(2, 1, 4, 4), torch.ones(2, 4, 4))["iou"].tolist() == [1.0, 1.0]
 
 
 def test_background_depth_baseline():
