@@ -498,10 +498,14 @@ class VirtualFgBgDataset(Dataset):
     depth, bit-identical to the builder's. fg_bg may differ from `compose` by one level in a
     few pixels where the last bits decide the rounding; the stored JPEGs differ far more.
 
-    `size` (None = the build's size) resizes the composed batch: bilinear for images, nearest
-    for mask and depth. `transform` (e.g. `make_transforms`) is applied per sample on the CPU
-    to the uint8 arrays, like `FgBgDataset`'s. `output="uint8"` returns uint8 batches (see the
-    module's doc; with `size` != the build's size the resize is done in float and rounded).
+    `size` (None = the build's size) resizes the composed batch: bilinear for images (torch's,
+    with antialiasing: when it shrinks it averages area, unlike the kit's transforms, which read
+    each output pixel's centre; torch's plain bilinear rounds differently in a worker process than
+    in the main one, so batches would differ between loaders), nearest for mask and depth. For
+    training images resized as evaluation resizes them, pass `transform` instead: it is applied
+    per sample on the CPU to the uint8 arrays, like `FgBgDataset`'s (e.g. `make_transforms`).
+    `output="uint8"` returns uint8 batches (see the module's doc; with `size` != the build's size
+    the resize is done in float and rounded).
     `batch(positions)` gives a batched dict;
     `__getitem__` and `__getitems__` make it usable with a DataLoader too (`make_loader`).
     """

@@ -134,13 +134,13 @@ def test_background_matches_fg_bg_exactly_outside_the_objects_jpeg_blocks(data):
     assert stored_differing > 0.2 * untouched
 
 
-def test_imported_datasets_keep_the_stored_background(data):
+def test_imported_datasets_keep_the_stored_background(broken):
     """Without the builder's jpeg_quality (an import), the background is the PNG as stored."""
-    manifest = read_manifest(data)
+    manifest = read_manifest(broken)
     del manifest["generation"]["parameters"]["jpeg_quality"]
-    (data / "data_manifest.json").write_text(json.dumps(manifest))
-    sample = FgBgDataset(data, output="uint8")[0]
-    stored = read_png(data / manifest["backgrounds"][sample["bg_id"]]["file"])
+    (broken / "data_manifest.json").write_text(json.dumps(manifest))
+    sample = FgBgDataset(broken, output="uint8")[0]
+    stored = read_png(broken / manifest["backgrounds"][sample["bg_id"]]["file"])
     assert np.array_equal(sample["bg"].permute(1, 2, 0).numpy(), stored)
 
 
@@ -156,7 +156,7 @@ def test_virtual_samples_equal_the_stored_ones(data):
         sample = stored[i]
         for key in ("sample", "bg_id", "fg_id", "flip"):
             assert int(batch[key][i]) == sample[key]
-        assert _psnr(batch["bg"][i], sample["bg"]) > 35  # stored: through the JPEG codec (virtual: exact)
+        assert 30 < _psnr(batch["bg"][i], sample["bg"]) < 60  # stored: through the JPEG codec (virtual: exact)
         assert torch.equal(batch["mask"][i], sample["mask"]), f"mask of sample {i}"
         assert torch.equal(batch["depth"][i], sample["depth"]), f"depth of sample {i}"
         assert _psnr(batch["fg_bg"][i], sample["fg_bg"]) > 27, f"fg_bg of sample {i}"
