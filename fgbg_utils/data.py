@@ -93,15 +93,18 @@ def read_index_arrays(root: Path) -> dict[str, np.ndarray]:
         header = handle.readline().strip().split(",")
     if tuple(header) != INDEX_COLUMNS:
         raise ValueError(f"{path}: columns {header} are not {list(INDEX_COLUMNS)}")
-    table = np.loadtxt(
-        path,
-        delimiter=",",
-        skiprows=1,
-        usecols=range(9),
-        converters={8: _shard_number},
-        dtype=np.int32,
-        ndmin=2,
-    )
+    try:
+        table = np.loadtxt(
+            path,
+            delimiter=",",
+            skiprows=1,
+            usecols=range(9),
+            converters={8: _shard_number},
+            dtype=np.int32,
+            ndmin=2,
+        )
+    except ValueError as error:
+        raise ValueError(f"{path}: not a readable index ({error})") from None
     columns = {name: np.ascontiguousarray(table[:, i]) for i, name in enumerate((*NUMERIC_COLUMNS, "shard"))}
     if not np.array_equal(columns["shard"], columns["bg"]):
         row = int(np.flatnonzero(columns["shard"] != columns["bg"])[0])

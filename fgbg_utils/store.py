@@ -208,14 +208,20 @@ def read_index(path: Path) -> list[dict]:
         if tuple(reader.fieldnames or ()) != INDEX_COLUMNS:
             raise ValueError(f"{path}: columns {reader.fieldnames} are not {list(INDEX_COLUMNS)}")
         text_columns = {"shard", "fg_bg", "mask", "depth"}
-        return [{k: (v if k in text_columns else int(v)) for k, v in row.items()} for row in reader]
+        try:
+            return [{k: (v if k in text_columns else int(v)) for k, v in row.items()} for row in reader]
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{path}: row {reader.line_num - 1} is not an index row ({error})") from None
 
 
 def read_manifest(root: Path) -> dict:
     path = Path(root) / MANIFEST_NAME
     if not path.exists():
         raise FileNotFoundError(f"{path}: no manifest; build the dataset first (python -m fgbg_utils make-dataset)")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not a readable manifest ({error}); rebuild or copy the dataset again") from None
 
 
 def read_sample(root: Path, row: dict) -> dict[str, np.ndarray]:

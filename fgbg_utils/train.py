@@ -23,9 +23,11 @@ import io
 import json
 import math
 import os
+import pickle
 import random
 import shutil
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -481,7 +483,14 @@ def copy_checkpoint(source: Path, target: Path) -> None:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """A checkpoint's contents, loaded with ``weights_only=True`` (tensors and plain data only)."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as error:
+        reason = str(error).strip().splitlines()[0][:200]
+        raise ValueError(f"{path}: not a readable checkpoint (cut short, or not made by this kit): {reason}") from None
 
 
 def set_aside_previous_checkpoints(out: str | Path) -> Path | None:

@@ -520,3 +520,16 @@ def test_denormalise_inverts_the_normalisation(small_dataset):
     assert torch.equal(out["bg"], out["fg_bg"])  # equal pixels stay equal: the object is their difference
     back = transform.denormalise(out["fg_bg"]).permute(1, 2, 0).numpy()
     np.testing.assert_allclose(back, rgb / 255.0, atol=1e-5)
+
+
+def test_unreadable_manifest_and_index_are_named(broken):
+    (broken / "data_manifest.json").write_text('{"generation": ')
+    with pytest.raises(ValueError, match=f"{broken / 'data_manifest.json'}: not a readable manifest"):
+        read_manifest(broken)
+    lines = (broken / "index.csv").read_text().splitlines()
+    lines[3] = lines[3].replace(",", ",x", 1)
+    (broken / "index.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=f"{broken / 'index.csv'}: not a readable index"):
+        read_index_arrays(broken)
+    with pytest.raises(ValueError, match=f"{broken / 'index.csv'}: row 3 is not an index row"):
+        read_index(broken / "index.csv")

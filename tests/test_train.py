@@ -372,3 +372,13 @@ def test_mixed_precision_is_bf16_only_with_bf16_tensor_cores(dataset, tmp_path, 
     assert amp_dtype(config, torch.device("cuda")) == dtype
     assert amp_dtype(config, torch.device("cpu")) is None
     assert amp_dtype(replace(config, amp=False), torch.device("cuda")) is None
+
+
+@pytest.mark.parametrize("content", [b"garbage", b"PK\x03\x04cut short"])
+def test_an_unreadable_checkpoint_is_named(tmp_path, content, capsys):
+    path = tmp_path / "last.pt"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=f"{path}: not a readable checkpoint"):
+        load_checkpoint(path)
+    assert main(["evaluate", "--data", str(tmp_path), "--checkpoint", str(path)]) != 0
+    assert f"{path}: not a readable checkpoint" in capsys.readouterr().err
