@@ -167,7 +167,7 @@ def _add_train(commands) -> None:
     p.add_argument("--deterministic", action="store_true")
     p.add_argument("--device", default=None)
     p.add_argument("--no-progress", dest="progress", action="store_false")
-    p.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints/last.pt")
+    p.add_argument("--resume", action="store_true", help="continue from the run's newest checkpoint in RUN/checkpoints")
 
 
 def train_command(args) -> int:

@@ -89,9 +89,9 @@ print(f"local copy: {local_dir}")
 # Drive is mounted over FUSE: every file open is a round trip to Google's servers. Reading
 # 400,000 small files from Drive takes hours, and folders of many thousands of files on Drive
 # time out or list incompletely (the course's "my folder shows only some of my images"). The
-# kit's dataset is a few hundred zip shards instead of 1.2 million files, and copying those to
-# the runtime's local disk once, at the start of a session, makes every epoch read from a fast
-# local SSD.
+# kit's dataset is one zip shard per background (100) instead of 1.2 million files, and copying
+# those to the runtime's local disk once, at the start of a session, makes every epoch read from
+# a fast local SSD.
 #
 # `copy_dataset` copies shard by shard with a progress bar in bytes. Each file is written
 # under a temporary name and renamed when whole, and each shard's sha256 is checked against the

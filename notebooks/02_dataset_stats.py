@@ -96,7 +96,7 @@ for kind, values in statistics.items():
 # %% [markdown]
 # `fg_bg` is counted as composed, before JPEG compression. `python -m fgbg_utils stats DIR`
 # recomputes everything from the files and adds `fg_bg_decoded`: the statistics of the JPEGs as
-# a data loader decodes them. They differ by the JPEG error, in the fourth decimal.
+# a data loader decodes them. They differ by the JPEG error, in the third or fourth decimal.
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -77,8 +77,9 @@ torch.set_flush_denormal(True)  # on CPUs, near-zero activations (bg == fg_bg) a
 # ## The sweep
 #
 # Batches come from the `unseen` training split with the training augmentation, as uint8 from
-# the loader and normalised on the device. The loss is the training loss (BCE + Dice for the
-# mask, L1 + SSIM + gradient for depth).
+# the loader and normalised on the device. The loss is the training loss with its default
+# weights: BCE + Dice + Lovász hinge for the mask; L1 + SSIM + gradient for depth, plus the
+# ground and horizon terms `fgbg_net` is trained with.
 
 # %%
 steps = 12 if profile.name == "smoke" else STEPS

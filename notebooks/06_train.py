@@ -90,9 +90,11 @@ manifest = ensure_dataset(data_dir, profile_config(profile))  # builds it if not
 #   has come down by the time the budget ends.
 # - **Surviving Colab.** Checkpoints (model, optimizer, scheduler, scaler, step, position in the
 #   epoch, random states) are written atomically every few minutes; the last `k` and the best are
-#   kept. `RESUME = True` (or `train --resume`) continues exactly: the data order is a pure
-#   function of the seed and epoch, so a resumed run ends with the same weights as an
-#   uninterrupted one. A time budget (`minutes`) stops cleanly and saves.
+#   kept. `RESUME = True` (or `train --resume`) continues where the run stopped: the data order
+#   is a pure function of the seed and epoch, so with a fixed number of steps and deterministic
+#   settings a resumed run ends with the same weights as an uninterrupted one (tested on a CPU
+#   with a run killed mid-way). A time budget (`minutes`) stops cleanly and saves; a resumed
+#   run keeps the step count planned at its last checkpoint and gets a new budget.
 # - **Speed.** Mixed precision and pinned memory on a GPU; on a CPU, denormal flushing (near-zero
 #   activations where `bg == fg_bg` are otherwise about 20x slower).
 
