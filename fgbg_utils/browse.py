@@ -34,7 +34,7 @@ from .data import FgBgDataset, evenly_spaced, evenly_spaced_positions, make_load
 from .evaluate import evaluate, load_model, prepare_scoring
 from .metrics import ID_KEYS, MetricAccumulator, mask_stats
 from .runtime import in_colab
-from .train import TrainConfig, latest_checkpoint, load_checkpoint, read_metrics, train
+from .train import TrainConfig, latest_checkpoint, load_checkpoint, read_metrics, state_digest, train
 from .transforms import prepare_batch
 from .viz import figure_png
 
@@ -275,13 +275,14 @@ def load_or_evaluate(
     run_dir: str | Path, data_dir: str | Path, checkpoint: str | Path, split: str = "unseen_test", **options
 ) -> dict:
     """The scores of `checkpoint` on `split` beside the baselines: ``run_dir/eval_file(split)``
-    when it scored this checkpoint's step on this split (notebook 06 writes it), else
-    `fgbg_utils.evaluate.evaluate`, written there."""
+    when it scored these very weights on this split (notebook 06 writes it), else
+    `fgbg_utils.evaluate.evaluate`, written there. Weights, not the step: another run trained
+    into the same folder for as many steps has other weights."""
     path = Path(run_dir) / eval_file(split)
-    step = load_checkpoint(checkpoint)["step"]
+    weights = state_digest(load_checkpoint(checkpoint)["model"])
     if path.exists():
         result = json.loads(path.read_text())
-        if result.get("split") == split and result.get("step") == step:
+        if result.get("split") == split and result.get("weights_sha256") == weights:
             return result
     return evaluate(data_dir, checkpoint, split=split, json_out=path, **options)
 

@@ -22,7 +22,7 @@ from .metrics import MetricAccumulator, background_depth, choose_difference_thre
 from .models import build_model, load_weights
 from .runtime import default_device
 from .store import member_names, read_manifest, read_png, write_json_atomic, write_png
-from .train import load_checkpoint, task_outputs
+from .train import load_checkpoint, state_digest, task_outputs
 from .transforms import BatchNormaliser, make_transforms, prepare_batch
 
 THRESHOLD_CANDIDATES = tuple(np.round(np.arange(0.02, 0.52, 0.02), 2).tolist())
@@ -168,6 +168,7 @@ def evaluate(
         "checkpoint": str(checkpoint),
         "model": state["config"]["model"],
         "step": state["step"],
+        "weights_sha256": state_digest(state["model"]),
         "size": size,
         "samples": len(positions),
         "limit": limit,

@@ -375,9 +375,14 @@ def synchronize_buffers(model: nn.Module) -> None:
 
 
 def weights_digest(model: nn.Module) -> str:
-    """sha256 of every tensor of the state dict, in order: equal digests = equal weights."""
+    """sha256 of every tensor of the model's state dict, in order: equal digests = equal weights."""
+    return state_digest(model.state_dict())
+
+
+def state_digest(state: dict[str, torch.Tensor]) -> str:
+    """sha256 of every tensor of a state dict (a checkpoint's ``model``), in order."""
     digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
+    for name, tensor in state.items():
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()

@@ -33,7 +33,7 @@ from fgbg_utils.data import FgBgDataset, evenly_spaced_positions
 from fgbg_utils.depth import FAR_M, NEAR_M
 from fgbg_utils.evaluate import evaluation_size, load_model
 from fgbg_utils.store import read_manifest
-from fgbg_utils.train import TrainConfig, load_checkpoint, save_checkpoint
+from fgbg_utils.train import TrainConfig, load_checkpoint, save_checkpoint, state_digest
 from fgbg_utils.transforms import make_transforms
 
 DPI = 40
@@ -197,7 +197,9 @@ def test_ensure_run_skips_a_checkpoint_the_model_cannot_load(run, monkeypatch, t
     assert printed.count(str(tmp_path / "old" / "checkpoints" / "last.pt")) == 1  # the file is named once
 
 
-def test_scores_are_read_back_only_for_the_same_step_and_split(run, monkeypatch, tmp_path):
+def test_scores_are_read_back_only_for_the_same_weights_and_split(run, monkeypatch, tmp_path):
+    """Another run trained into the same folder for as many steps has other weights: its scores
+    file is not this checkpoint's."""
     calls = []
 
     def fake_evaluate(data, checkpoint, split, json_out, **options):
@@ -205,9 +207,12 @@ def test_scores_are_read_back_only_for_the_same_step_and_split(run, monkeypatch,
         return {"split": split, "step": -1}
 
     monkeypatch.setattr(browse, "evaluate", fake_evaluate)
-    (tmp_path / "eval_unseen.json").write_text(json.dumps({"split": "unseen_test", "step": 2, "cached": True}))
+    state = load_checkpoint(run[1])
+    weights = state_digest(state["model"])
+    cached = {"split": "unseen_test", "step": state["step"], "weights_sha256": weights, "cached": True}
+    (tmp_path / "eval_unseen.json").write_text(json.dumps(cached))
     assert load_or_evaluate(tmp_path, "data", run[1], "unseen_test")["cached"] and not calls
-    (tmp_path / "eval_unseen.json").write_text(json.dumps({"split": "unseen_test", "step": 1}))
+    (tmp_path / "eval_unseen.json").write_text(json.dumps({**cached, "weights_sha256": "another run's"}))
     assert load_or_evaluate(tmp_path, "data", run[1], "unseen_test") == {"split": "unseen_test", "step": -1}
     assert load_or_evaluate(tmp_path, "data", run[1], "test")["split"] == "test" and calls == ["unseen_test", "test"]
 

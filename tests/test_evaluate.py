@@ -14,7 +14,7 @@ from fgbg_utils.cli import main
 from fgbg_utils.data import evenly_spaced_positions, load_splits
 from fgbg_utils.evaluate import evaluate
 from fgbg_utils.models import build_model
-from fgbg_utils.train import TrainConfig, latest_checkpoint, save_checkpoint, train
+from fgbg_utils.train import TrainConfig, latest_checkpoint, save_checkpoint, train, weights_digest
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +56,8 @@ def test_limit_scores_the_same_evenly_spaced_samples_on_every_call(dataset, chec
     assert {baseline["images"] for baseline in first["baselines"].values()} == {5}
     assert first["metrics"] == again["metrics"] and first["baselines"] == again["baselines"]
     assert json.loads((tmp_path / "r.json").read_text())["samples"] == 5
+    torch.manual_seed(0)  # the checkpoint fixture's weights, built again
+    assert first["weights_sha256"] == weights_digest(build_model("fgbg_net"))
 
 
 def test_limited_metrics_equal_a_full_evaluation_of_those_samples_alone(dataset, checkpoint, monkeypatch):
