@@ -570,6 +570,7 @@ class Run:
         self.position = Position()
         self.rows: list[dict] = []
         self.best: float | None = None
+        self.best_step: int | None = None
         self.running: dict[str, torch.Tensor] = {}
         self.running_steps = 0
         self.last_saved: Path | None = None
@@ -698,6 +699,8 @@ class Run:
             "batch_in_epoch": self.position.batch,
             "rng": capture_rng(),
             "best": self.best,
+            "best_step": self.best_step,
+            "rows": self.rows,
             "config": self.config.to_dict(),
         }
 
@@ -708,7 +711,7 @@ class Run:
             return row
         better = improved(row, self.best, self.config.mode)
         if better:
-            self.best = row[best_key(self.config.mode)]
+            self.best, self.best_step = row[best_key(self.config.mode)], self.position.step
         path = step_checkpoint(self.out, self.position.step)
         save_checkpoint(path, self.payload())
         copy_checkpoint(path, checkpoint_dir(self.out) / "last.pt")
@@ -727,9 +730,24 @@ class Run:
         self.scheduler.load_state_dict(checkpoint["scheduler"])
         self.scaler.load_state_dict(checkpoint["scaler"])
         self.position = Position(checkpoint["step"], checkpoint["epoch"], checkpoint["batch_in_epoch"])
-        self.best = checkpoint["best"]
-        self.rows = [row for row in read_metrics(self.out) if row["step"] <= self.position.step]
+        self.best, self.best_step = checkpoint["best"], checkpoint.get("best_step")
+        rows = checkpoint.get("rows")  # absent from checkpoints of earlier revisions
+        self.rows = (
+            rows if rows is not None else [row for row in read_metrics(self.out) if row["step"] <= self.position.step]
+        )
         restore_rng(checkpoint["rng"])
+        if self.ranks.main:
+            self.finish_saving(path)
+
+    def finish_saving(self, path: Path) -> None:
+        """Redo what a kill after `checkpoint` wrote the step file `path` can have left undone: the
+        copy to best.pt (when that step was the best) and the metrics files."""
+        best = checkpoint_dir(self.out) / "best.pt"
+        if self.best_step == self.position.step and (
+            not best.exists() or load_checkpoint(best)["step"] != self.best_step
+        ):
+            copy_checkpoint(path, best)
+        write_metrics(self.out, self.rows)
 
     def advance(self) -> None:
         self.position.step += 1

@@ -31,6 +31,7 @@ from fgbg_utils.train import (
     capture_rng,
     latest_checkpoint,
     load_checkpoint,
+    read_metrics,
     restore_rng,
     save_checkpoint,
     step_checkpoint,
@@ -148,6 +149,32 @@ def test_killed_run_resumes_to_identical_weights(dataset, tmp_path):
     train(reference)
     assert load_checkpoint(checkpoints / "last.pt")["step"] == config.steps
     assert_identical(final_weights(Path(config.out)), final_weights(Path(reference.out)))
+
+
+def test_a_kill_after_the_step_file_loses_neither_best_nor_the_metrics_row(dataset, tmp_path, monkeypatch):
+    """Killed after step 8's file was written but before best.pt and the logs: the resume writes
+    both (every validation counts as the best here, so step 8's is)."""
+    config = quick_config(dataset, tmp_path / "run", steps=8, checkpoint_every_steps=4)
+    copy = train_module.copy_checkpoint
+
+    def killed_at_step_8(source, target):
+        if target.name == "best.pt" and source.name == "step_0000008.pt":
+            raise KeyboardInterrupt
+        copy(source, target)
+
+    monkeypatch.setattr(train_module, "improved", lambda row, best, mode: True)
+    monkeypatch.setattr(train_module, "copy_checkpoint", killed_at_step_8)
+    with pytest.raises(KeyboardInterrupt):
+        train(config)
+    checkpoints = Path(config.out) / "checkpoints"
+    assert load_checkpoint(checkpoints / "best.pt")["step"] == 4
+    assert [row["step"] for row in read_metrics(config.out)] == [4]
+    monkeypatch.undo()
+    train(replace(config, resume=True))
+    assert load_checkpoint(checkpoints / "best.pt")["step"] == 8
+    rows = read_metrics(config.out)
+    assert [row["step"] for row in rows] == [4, 8]
+    assert "train_total" in rows[1], "step 8's row as it was logged, training losses included"
 
 
 def free_port() -> int:
