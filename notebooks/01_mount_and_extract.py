@@ -34,6 +34,8 @@ import sys
 if "google.colab" in sys.modules:
     if not os.path.exists("/content/fgbg-kit"):
         subprocess.run(["git", "clone", "-q", "https://github.com/fgbg-kit/fgbg-kit", "/content/fgbg-kit"], check=True)
+    else:  # a reused runtime: bring the kit up to date (kept as it is if you changed it)
+        subprocess.run(["git", "-C", "/content/fgbg-kit", "pull", "-q", "--ff-only"], check=False)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/fgbg-kit"], check=True)
     sys.path.insert(0, "/content/fgbg-kit")
     os.chdir("/content/fgbg-kit/notebooks")
