@@ -8,6 +8,7 @@ can be (re)built on its own, by any process or machine, and comes out byte-ident
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -284,6 +285,7 @@ def build_shard(config: BuildConfig, root: Path, assets: dict, bg: int, source: 
         meta = {
             "bg": bg,
             "fingerprint": asdict(config),
+            "assets": assets_digest(assets, bg),
             "samples": len(rows),
             "rows": rows,
             "bytes": sizes,
@@ -346,6 +348,14 @@ def shard_ids(n_bg: int, part: tuple[int, int] | None) -> list[int]:
     if not 0 <= i < n:
         raise ValueError(f"--shard {i}/{n}: i must be in 0..{n - 1}")
     return list(range(i, n_bg, n))
+
+
+def assets_digest(assets: dict, bg: int) -> str:
+    """sha256 over the images shard `bg` is drawn from: its background and every foreground (their
+    normalised copies' sha256). The settings alone do not fix them: a file of --bg-dir can change
+    under the same name, and another revision of the kit draws other demo images."""
+    shas = [assets["backgrounds"][bg]["sha256"], *(fg["sha256"] for fg in assets["foregrounds"])]
+    return hashlib.sha256("\n".join(shas).encode()).hexdigest()
 
 
 def finished_shard(root: Path, config: BuildConfig, bg: int) -> dict | None:
@@ -421,6 +431,7 @@ def make_dataset(
     )
     try:
         assets = prepare_assets(config, root, source, skip_bad=skip_bad, mapper=pool.map if pool else map)
+        metas = {bg: meta for bg, meta in metas.items() if meta.get("assets") == assets_digest(assets, bg)}
         kept = list(metas)
         todo = [bg for bg in wanted if bg not in metas]
         total = len(todo) * config.per_background

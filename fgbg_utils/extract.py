@@ -581,10 +581,13 @@ def _import_shard(task: dict) -> dict:
 
 
 def _shard_fingerprint(base: dict, paths: list[tuple[Path, Path, Path]]) -> dict:
+    """The settings and the source files' names, sizes and modification times: a file replaced
+    under the same name (and size) is imported again, without hashing every file on each rerun."""
     digest = hashlib.sha256()
     for triple in paths:
         for path in triple:
-            digest.update(f"{path.name}\0{path.stat().st_size}\0".encode())
+            stat = path.stat()
+            digest.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
     return {**base, "sources_sha256": digest.hexdigest()}
 
 

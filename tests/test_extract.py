@@ -293,10 +293,17 @@ def test_import_course_layout_round_trip(small_dataset, course_folder, tmp_path)
     meta = read_shard_meta(out / "shard_001.zip")
     assert meta["sources"][0] == [f"fg_bg/{per_bg:05d}.jpg", f"mask/{per_bg:05d}.jpg", f"depth/{per_bg:05d}.png"]
 
-    # A rerun keeps every shard (same files, same settings).
+    # A rerun keeps every shard (same files, same settings); a source file rewritten since (its
+    # modification time moved) has its shard imported again.
     stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("shard_*.zip")}
     import_course_layout(folder, out, per_background=per_bg, progress=False)
     assert stamps == {p.name: p.stat().st_mtime_ns for p in out.glob("shard_*.zip")}
+    rewritten = folder / "mask" / f"{per_bg:05d}.jpg"
+    os.utime(rewritten, ns=(rewritten.stat().st_atime_ns, rewritten.stat().st_mtime_ns + 10**9))
+    import_course_layout(folder, out, per_background=per_bg, progress=False)
+    again = {p.name: p.stat().st_mtime_ns for p in out.glob("shard_*.zip")}
+    assert [name for name in sorted(again) if again[name] != stamps[name]] == ["shard_001.zip"]
+    assert verify_dataset(out, progress=False) == []
 
 
 def test_import_with_mapping_numbers_and_resize(small_dataset, tmp_path):
