@@ -38,7 +38,9 @@ from .store import (
     atomic_path,
     encode_jpeg,
     encode_png_gray,
+    is_import,
     member_names,
+    read_manifest,
     read_png,
     read_shard_meta,
     sha256_file,
@@ -351,11 +353,13 @@ def shard_ids(n_bg: int, part: tuple[int, int] | None) -> list[int]:
 
 
 def assets_digest(assets: dict, bg: int) -> str:
-    """sha256 over the images shard `bg` is drawn from: its background and every foreground (their
-    normalised copies' sha256). The settings alone do not fix them: a file of --bg-dir can change
-    under the same name, and another revision of the kit draws other demo images."""
-    shas = [assets["backgrounds"][bg]["sha256"], *(fg["sha256"] for fg in assets["foregrounds"])]
-    return hashlib.sha256("\n".join(shas).encode()).hexdigest()
+    """sha256 over what shard `bg` is drawn from: its background (image and camera) and every
+    foreground (image, kind, relative height). The settings alone do not fix them: a file of
+    --bg-dir can change under the same name, and another revision of the kit draws other demo
+    assets. The background's depth map is left out: MiDaS on a GPU need not repeat it bit for bit."""
+    background = {k: v for k, v in assets["backgrounds"][bg].items() if k not in ("file", "source", "depth_sha256")}
+    foregrounds = [{k: v for k, v in fg.items() if k not in ("file", "source")} for fg in assets["foregrounds"]]
+    return hashlib.sha256(json.dumps([background, foregrounds], sort_keys=True).encode()).hexdigest()
 
 
 def finished_shard(root: Path, config: BuildConfig, bg: int) -> dict | None:
@@ -377,11 +381,11 @@ def finished_shard(root: Path, config: BuildConfig, bg: int) -> dict | None:
 def refuse_another_dataset(root: Path, config: BuildConfig) -> None:
     """Raise, before anything is written, if `root` holds a whole dataset other than `config`'s
     build (another build, an import): building there would overwrite its assets."""
-    path = root / MANIFEST_NAME
-    if not path.exists():
+    if not (root / MANIFEST_NAME).exists():
         return
-    generation = json.loads(path.read_text()).get("generation", {})
-    if "imported_from" in generation:
+    manifest = read_manifest(root)
+    generation = manifest["generation"]
+    if is_import(manifest):
         raise ValueError(
             f"{root}: holds a dataset imported from {generation['imported_from']}; build into another folder"
         )
@@ -419,6 +423,8 @@ def make_dataset(
     metas = {bg: meta for bg in wanted if (meta := finished_shard(root, config, bg)) is not None}
     root.mkdir(parents=True, exist_ok=True)
     _remove_partials(root)
+    if part is None:
+        (root / MANIFEST_NAME).unlink(missing_ok=True)  # whole again only when this run ends
     started = time.perf_counter()
     source = make_depth_source(config.depth, **(depth_options or {}))
     workers = 1 if config.depth == "midas" else max(1, workers or os.cpu_count() or 1)  # midas: one model, this process
@@ -431,7 +437,12 @@ def make_dataset(
     )
     try:
         assets = prepare_assets(config, root, source, skip_bad=skip_bad, mapper=pool.map if pool else map)
-        metas = {bg: meta for bg, meta in metas.items() if meta.get("assets") == assets_digest(assets, bg)}
+        # Shards from before the digest (none recorded) are trusted on their settings, as they were.
+        metas = {
+            bg: meta
+            for bg, meta in metas.items()
+            if meta.get("assets", assets_digest(assets, bg)) == assets_digest(assets, bg)
+        }
         kept = list(metas)
         todo = [bg for bg in wanted if bg not in metas]
         total = len(todo) * config.per_background
@@ -491,13 +502,13 @@ def ensure_dataset(root: Path, config: BuildConfig, workers: int | None = None) 
     root = Path(root)
     manifest_path = root / MANIFEST_NAME
     if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text())
+        manifest = read_manifest(root)
         if manifest["generation"].get("parameters") != asdict(config):
             print(f"{root}: using the dataset there ({manifest['counts']['samples']:,} samples), not a new build")
         return manifest
     result = make_dataset(root, config, workers=workers)
     print_summary(result)
-    return json.loads(manifest_path.read_text())
+    return read_manifest(root)
 
 
 def slice_manifest_name(part: tuple[int, int]) -> str:

@@ -18,6 +18,7 @@ from .store import (
     INDEX_NAME,
     MANIFEST_NAME,
     decode_image,
+    is_import,
     member_names,
     read_index,
     read_manifest,
@@ -80,8 +81,9 @@ def verify_dataset(root: Path, progress: bool = True) -> list[str]:
 def _shard_statistics(task: tuple[Path, dict]) -> dict[str, ChannelHistogram]:
     """Histograms of one shard from its files: fg_bg re-composed from index rows and assets
     (the build's definition) and decoded from its JPEGs (what a loader sees); mask and depth
-    decoded from their lossless PNGs. An imported sample (foreground unknown, -1) has no
-    composite: its decoded JPEG is its fg_bg, as at import."""
+    decoded from their lossless PNGs. An import has no composites: its fg_bg statistics are its
+    stored JPEGs' as decoded (for fg_bg re-encoded at import, the import's own figures were
+    taken before encoding, a few 1e-5 away)."""
     path, manifest = task
     cv2.setNumThreads(1)
     root = path.parent
@@ -89,13 +91,14 @@ def _shard_statistics(task: tuple[Path, dict]) -> dict[str, ChannelHistogram]:
     bg_info = manifest["backgrounds"][meta["bg"]]
     bg = read_png(root / bg_info["file"])
     foregrounds = load_foregrounds(root, manifest)
+    imported = is_import(manifest)
     statistics = {kind: ChannelHistogram(3) for kind in ("fg_bg", "fg_bg_decoded")}
     statistics.update(mask=ChannelHistogram(1), depth=ChannelHistogram(1))
     with zipfile.ZipFile(path) as archive:
         for sample, _, fg, flip, x, y, w, h in meta["rows"]:
-            if fg >= 0:
+            if not imported:
                 statistics["fg_bg"].add(compose(bg, foregrounds[fg][flip], Box(x, y, w, h))[0])
-            kinds = ("fg_bg_decoded" if fg >= 0 else "fg_bg", "mask", "depth")
+            kinds = ("fg_bg" if imported else "fg_bg_decoded", "mask", "depth")
             for kind, name, channels in zip(kinds, member_names(sample), (3, 1, 1), strict=True):
                 statistics[kind].add(decode_image(archive.read(name), f"{path}:{name}", channels))
     return {kind: hist for kind, hist in statistics.items() if hist.pixels}
@@ -104,8 +107,9 @@ def _shard_statistics(task: tuple[Path, dict]) -> dict[str, ChannelHistogram]:
 def recompute_statistics(root: Path, workers: int | None = None, progress: bool = True) -> dict[str, dict]:
     """Exact mean/std/histograms of every kind, from the dataset's files rather than the manifest.
 
-    Adds `fg_bg_decoded`: the statistics of the stored JPEGs as decoded, which differ from the
-    composites' by the JPEG error (a few 1e-4 in the mean).
+    For a build, adds `fg_bg_decoded`: the statistics of the stored JPEGs as decoded, which differ
+    from the composites' by the JPEG error (a few 1e-4 in the mean, up to 1e-3 in the std). An
+    import's fg_bg statistics are its decoded JPEGs' already.
     """
     root = Path(root)
     manifest = read_manifest(root)

@@ -58,6 +58,7 @@ from .store import (
     SPLITS_NAME,
     decode_image,
     encode_jpeg,
+    is_import,
     member_names,
     read_manifest,
     read_png,
@@ -165,7 +166,7 @@ def make_splits(root: Path, seed: int = 0, test_fraction: float = 0.3) -> dict:
 
     rng = np.random.default_rng([seed, 1])
     n_bg, n_fg = len(manifest["backgrounds"]), len(manifest["foregrounds"])
-    foregrounds_known = bool((index["fg"] >= 0).all())
+    foregrounds_known = not is_import(manifest)
     if n_bg < 2 or (foregrounds_known and n_fg < 2):
         raise ValueError(f"{root}: an unseen split needs at least 2 backgrounds and 2 foregrounds")
     held_bg = _held_out(rng, n_bg, test_fraction)
@@ -526,6 +527,11 @@ class VirtualFgBgDataset(Dataset):
         self.root = Path(root)
         self.device = torch.device(device)
         manifest = read_manifest(self.root)
+        if is_import(manifest):
+            raise ValueError(
+                f"{self.root}: imported from the course layout, with no foregrounds to compose from; "
+                "read it with FgBgDataset"
+            )
         self.build_size = int(manifest["generation"]["parameters"]["size"])
         self.size = size or self.build_size
         self.transform = transform

@@ -45,7 +45,9 @@ from .store import (
     atomic_path,
     encode_jpeg,
     encode_png_gray,
+    is_import,
     member_names,
+    read_manifest,
     read_png,
     read_shard_meta,
     sha256_file,
@@ -634,9 +636,7 @@ def import_course_layout(
     folder, out = Path(folder).resolve(), Path(out)
     if out.resolve() == folder:
         raise ValueError(f"{out}: write the import to another folder than {folder}")
-    if (out / MANIFEST_NAME).exists() and "imported_from" not in json.loads((out / MANIFEST_NAME).read_text()).get(
-        "generation", {}
-    ):
+    if (out / MANIFEST_NAME).exists() and not is_import(read_manifest(out)):
         raise ValueError(f"{out}: holds a built dataset; import into another folder")
     if per_background < 1:
         raise ValueError("per_background must be at least 1")
@@ -720,6 +720,7 @@ def import_course_layout(
     out.mkdir(parents=True, exist_ok=True)
     _remove_partials(out)
     (out / MANIFEST_NAME).unlink(missing_ok=True)  # an earlier import's; whole again only when this one ends
+    (out / SPLITS_NAME).unlink(missing_ok=True)  # made for the earlier import's samples
     prior, camera = GeometricDepth(prior=True), GroundCamera()
     backgrounds = []
     for b, (path, image) in enumerate(zip(bgs, bg_images, strict=True)):

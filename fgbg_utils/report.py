@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from .compose import MASK_THRESHOLD
-from .store import read_index, read_manifest, read_png, read_sample, write_bytes_atomic, write_png
+from .store import is_import, read_index, read_manifest, read_png, read_sample, write_bytes_atomic, write_png
 
 GRID_KINDS = ("bg", "fg", "fg_mask", "fg_bg", "mask", "depth")
 GRID_TITLES = {"bg": "bg", "fg": "fg", "fg_mask": "fg mask", "fg_bg": "fg_bg", "mask": "fg_bg mask", "depth": "depth"}
@@ -39,7 +39,7 @@ def _fit(image: np.ndarray, size: int) -> np.ndarray:
 def grid_kinds(manifest: dict) -> tuple[str, ...]:
     """The kinds a sample grid shows: all of GRID_KINDS, or without the foreground's two where the
     dataset has none (imported from the course layout)."""
-    return GRID_KINDS if manifest["foregrounds"] else tuple(k for k in GRID_KINDS if k not in ("fg", "fg_mask"))
+    return tuple(k for k in GRID_KINDS if k not in ("fg", "fg_mask")) if is_import(manifest) else GRID_KINDS
 
 
 def sample_tiles(root: Path, rows: list[dict], manifest: dict, size: int) -> dict[str, list[np.ndarray]]:
@@ -97,7 +97,7 @@ def write_report(root: Path, out: Path | None = None, samples: int = 8, tile: in
     recipe = (
         f"{counts['backgrounds']} backgrounds x {counts['foregrounds']} foregrounds"
         f" x {counts['flips']} (as is and mirrored) x {counts['placements']} placements"
-        if manifest["foregrounds"]
+        if not is_import(manifest)
         else f"{counts['backgrounds']} backgrounds x {counts['samples_per_background']:,} imported samples each"
     )
     lines = [

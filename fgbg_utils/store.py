@@ -224,6 +224,12 @@ def read_manifest(root: Path) -> dict:
         raise ValueError(f"{path}: not a readable manifest ({error}); rebuild or copy the dataset again") from None
 
 
+def is_import(manifest: dict) -> bool:
+    """Whether a dataset was imported from the course layout (`extract.import_course_layout`): it
+    has no foregrounds, and its samples' foreground and flip are unknown (-1 in index.csv)."""
+    return "imported_from" in manifest.get("generation", {})
+
+
 def read_sample(root: Path, row: dict) -> dict[str, np.ndarray]:
     """One sample's images as uint8 arrays: fg_bg (HxWx3), mask and depth (HxW), from its shard."""
     path = Path(root) / row["shard"]

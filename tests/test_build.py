@@ -363,15 +363,24 @@ def test_cli_builds_and_reports_errors_by_file(tmp_path):
     assert missing.returncode == 2 and "nowhere" in missing.stderr and "Traceback" not in missing.stderr
 
 
-def test_a_resumed_build_redraws_shards_whose_images_changed(tmp_path):
-    """Same settings, but a background file changed in place between the runs: its shard is built
-    again (its fg_bg shows the new background), the other is kept."""
+def test_a_resumed_build_redraws_shards_whose_images_changed(tmp_path, monkeypatch):
+    """Same settings, but a background file changed in place: a rerun killed while rebuilding its
+    shard leaves no manifest, and the next one builds that shard again (its fg_bg shows the new
+    background) and keeps the other."""
     bg_dir, fg_dir = _user_assets(tmp_path)
     config = BuildConfig(n_bg=2, n_fg=2, placements=2, size=64, depth="prior", bg_dir=str(bg_dir), fg_dir=str(fg_dir))
     root = tmp_path / "out"
     make_dataset(root, config, workers=1, progress=False)
-    (root / "data_manifest.json").unlink()  # as if killed before the end
     Image.fromarray(np.full((80, 120, 3), 220, np.uint8)).save(bg_dir / "b0.jpg")
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build_module, "build_shard", killed)
+    with pytest.raises(KeyboardInterrupt):
+        make_dataset(root, config, workers=1, progress=False)
+    assert not (root / "data_manifest.json").exists(), "new backgrounds beside old shards: not whole"
+    monkeypatch.undo()
     result = make_dataset(root, config, workers=1, progress=False)
     assert result.shards_kept == [1] and result.shards_built == [0]
     assert verify_dataset(root, progress=False) == []

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from fgbg_utils.checks import recompute_statistics, verify_dataset
-from fgbg_utils.data import FgBgDataset
+from fgbg_utils.data import FgBgDataset, VirtualFgBgDataset
 from fgbg_utils.extract import copy_dataset, import_course_layout, mask_box, natural_key, safe_extract
 from fgbg_utils.extract import export_course_layout as export_course_layout_of_package
 from fgbg_utils.report import write_report
@@ -403,3 +403,9 @@ def test_an_import_loads_splits_trains_and_reports(small_dataset, course_folder,
 
     config = TrainConfig(data=str(out), out=str(tmp_path / "run"), steps=1, sizes=(32,), progress=False)
     assert train(config)["steps"] == 1
+    with pytest.raises(ValueError, match="no foregrounds to compose from; read it with FgBgDataset"):
+        VirtualFgBgDataset(out)
+
+    assert (out / "splits.json").exists()
+    import_course_layout(folder, out, per_background=per_bg, progress=False)
+    assert not (out / "splits.json").exists(), "the splits of an earlier import are not this one's"
