@@ -631,7 +631,8 @@ def import_course_layout(
     Everything is decoded and checked first; problems (missing partner files, unreadable
     files, size mismatches, mapping errors) are raised together in one ValueError naming each
     file, before anything is written. Returns the manifest's path. A rerun keeps shards already
-    imported from the same files with the same settings.
+    imported from the same files (same names, sizes and modification times: files copied or
+    extracted again are imported again) with the same settings.
     """
     folder, out = Path(folder).resolve(), Path(out)
     if out.resolve() == folder:

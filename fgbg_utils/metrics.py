@@ -295,7 +295,9 @@ def choose_difference_threshold(
         for item in pairs_iterable:
             bg, fg_bg, mask = _pair(item)
             diff = (fg_bg.float() - bg.float()).abs().amax(dim=-3, keepdim=True)
-            target = (mask > 0.5).to(diff.device)
+            if _per_image_shape(diff) != _per_image_shape(mask):
+                raise ValueError(f"images {tuple(fg_bg.shape)} and mask {tuple(mask.shape)} do not match")
+            target = (mask > 0.5).to(diff.device).reshape(diff.shape)
             for i, t in enumerate(thresholds):
                 pred = diff > t
                 inter[i] += float((pred & target).sum())

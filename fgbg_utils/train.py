@@ -91,6 +91,7 @@ class TrainConfig:
     minutes: float | None = None
     """Wall-clock budget of this session: reaching it saves a checkpoint and stops (resume continues)."""
     grad_clip: float | None = 1.0
+    """Largest gradient norm; 0 or None: no clipping."""
     amp: bool | None = None
     """None = on when CUDA is used (bf16 if supported, else fp16 with a GradScaler); never on CPU."""
     channels_last: bool = False
@@ -112,14 +113,14 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ValueError naming every option out of range, before a run writes anything (a
         negative batch size used to loop forever, a misspelt loss weight to fail with a traceback)."""
-        at_least = {"batch_size": 1, "steps": 1, "keep_last": 1, "val_samples": 1, "train_limit": 1}
-        at_least |= {"checkpoint_every_steps": 1, "workers": 0}
+        at_least = {"batch_size": 1, "steps": 1, "keep_last": 0, "val_samples": 1, "train_limit": 1}
+        at_least |= {"checkpoint_every_steps": 1, "workers": 0, "grad_clip": 0}
         problems = [
             f"{name} must be at least {low}, got {getattr(self, name)}"
             for name, low in at_least.items()
             if getattr(self, name) is not None and getattr(self, name) < low
         ]
-        positive = ("minutes", "lr", "grad_clip", "checkpoint_every_minutes")
+        positive = ("minutes", "lr", "checkpoint_every_minutes")
         problems += [
             f"{name} must be above 0, got {getattr(self, name)}"
             for name in positive
@@ -127,11 +128,7 @@ class TrainConfig:
         ]
         if not self.weight_decay >= 0:
             problems.append(f"weight_decay must be 0 or more, got {self.weight_decay}")
-        problems += [
-            f"sizes: {size} is not a multiple of 16 of at least 32 (the networks halve it four times)"
-            for size in self.sizes
-            if size < 32 or size % 16
-        ]
+        problems += [f"sizes: {size} is below 32 pixels" for size in self.sizes if size < 32]
         known = set(LossWeights().to_dict())
         unknown = sorted(set(self.loss_weights) - known)
         if unknown:
@@ -515,6 +512,14 @@ def set_aside_previous_checkpoints(out: str | Path) -> Path | None:
     return previous
 
 
+def saved_step(path: Path) -> int | None:
+    """The step a checkpoint file was saved at; None if it is missing or unreadable."""
+    try:
+        return load_checkpoint(path)["step"] if path.exists() else None
+    except ValueError:
+        return None
+
+
 def prune_checkpoints(out: str | Path, keep_last: int) -> None:
     """Delete all but the newest `keep_last` step checkpoints (last.pt and best.pt stay)."""
     steps = sorted(checkpoint_dir(out).glob("step_*.pt"))
@@ -730,23 +735,33 @@ class Run:
         self.scheduler.load_state_dict(checkpoint["scheduler"])
         self.scaler.load_state_dict(checkpoint["scaler"])
         self.position = Position(checkpoint["step"], checkpoint["epoch"], checkpoint["batch_in_epoch"])
-        self.best, self.best_step = checkpoint["best"], checkpoint.get("best_step")
-        rows = checkpoint.get("rows")  # absent from checkpoints of earlier revisions
+        self.best = checkpoint["best"]
+        rows = checkpoint.get("rows")  # absent from checkpoints of earlier revisions, as is best_step
         self.rows = (
             rows if rows is not None else [row for row in read_metrics(self.out) if row["step"] <= self.position.step]
         )
+        self.best_step = checkpoint["best_step"] if "best_step" in checkpoint else self.step_of_best()
         restore_rng(checkpoint["rng"])
         if self.ranks.main:
             self.finish_saving(path)
 
+    def step_of_best(self) -> int | None:
+        """The step whose validation set `best`: the last earlier logged row with that score, else
+        this checkpoint's own step (for checkpoints that do not record it)."""
+        if self.best is None:
+            return None
+        key = best_key(self.config.mode)
+        earlier = [row["step"] for row in self.rows if row["step"] < self.position.step and row.get(key) == self.best]
+        return earlier[-1] if earlier else self.position.step
+
     def finish_saving(self, path: Path) -> None:
         """Redo what a kill after `checkpoint` wrote the step file `path` can have left undone: the
-        copy to best.pt (when that step was the best) and the metrics files."""
-        best = checkpoint_dir(self.out) / "best.pt"
-        if self.best_step == self.position.step and (
-            not best.exists() or load_checkpoint(best)["step"] != self.best_step
-        ):
-            copy_checkpoint(path, best)
+        copies to last.pt and (when that step was the best) best.pt, the pruning, the metrics files."""
+        folder = checkpoint_dir(self.out)
+        for name, wanted in (("last.pt", True), ("best.pt", self.best_step == self.position.step)):
+            if wanted and path != folder / name and saved_step(folder / name) != self.position.step:
+                copy_checkpoint(path, folder / name)
+        prune_checkpoints(self.out, self.config.keep_last)
         write_metrics(self.out, self.rows)
 
     def advance(self) -> None:

@@ -428,6 +428,18 @@ def test_choose_difference_threshold_on_training_batches():
             choose_difference_threshold(batches, [0.1], split=test_split)
 
 
+def test_difference_threshold_takes_masks_with_or_without_their_channel():
+    """B x H x W masks used to broadcast against the B x 1 x H x W difference into B x B x H x W."""
+    torch.manual_seed(0)
+    bg, fg_bg = torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8)
+    mask = (torch.rand(4, 1, 8, 8) > 0.5).float()
+    with_channel = choose_difference_threshold([(bg, fg_bg, mask)], [0.1, 0.3, 0.5])
+    without = choose_difference_threshold([(bg, fg_bg, mask[:, 0])], [0.1, 0.3, 0.5])
+    assert with_channel.scores == without.scores
+    with pytest.raises(ValueError, match="do not match"):
+        choose_difference_threshold([(bg, fg_bg, mask[:2])], [0.1])
+
+
 def test_mask_scores_refuse_shapes_that_only_flatten_alike():
     """8x8 against 4x16 (64 pixels each) or 2 images against 1 would be scored silently."""
     with pytest.raises(ValueError, match=r"mask prediction \(1, 8, 8\) and target \(1, 4, 16\) differ in shape"):

@@ -151,14 +151,18 @@ def test_killed_run_resumes_to_identical_weights(dataset, tmp_path):
     assert_identical(final_weights(Path(config.out)), final_weights(Path(reference.out)))
 
 
-def test_a_kill_after_the_step_file_loses_neither_best_nor_the_metrics_row(dataset, tmp_path, monkeypatch):
-    """Killed after step 8's file was written but before best.pt and the logs: the resume writes
-    both (every validation counts as the best here, so step 8's is)."""
+@pytest.mark.parametrize(
+    ("killed_copy", "earlier_revision"), [("best.pt", False), ("last.pt", False), ("best.pt", True)]
+)
+def test_a_kill_after_the_step_file_loses_nothing(dataset, tmp_path, monkeypatch, killed_copy, earlier_revision):
+    """Killed after step 8's file was written but before its copies and the logs: the resume
+    writes them (every validation counts as the best here, so step 8's is), also from a
+    checkpoint of an earlier revision that records neither its rows nor its best step."""
     config = quick_config(dataset, tmp_path / "run", steps=8, checkpoint_every_steps=4)
     copy = train_module.copy_checkpoint
 
     def killed_at_step_8(source, target):
-        if target.name == "best.pt" and source.name == "step_0000008.pt":
+        if target.name == killed_copy and source.name == "step_0000008.pt":
             raise KeyboardInterrupt
         copy(source, target)
 
@@ -169,12 +173,16 @@ def test_a_kill_after_the_step_file_loses_neither_best_nor_the_metrics_row(datas
     checkpoints = Path(config.out) / "checkpoints"
     assert load_checkpoint(checkpoints / "best.pt")["step"] == 4
     assert [row["step"] for row in read_metrics(config.out)] == [4]
+    if earlier_revision:
+        step_file = checkpoints / "step_0000008.pt"
+        state = load_checkpoint(step_file)
+        del state["rows"], state["best_step"]
+        train_module.save_checkpoint(step_file, state)
     monkeypatch.undo()
     train(replace(config, resume=True))
     assert load_checkpoint(checkpoints / "best.pt")["step"] == 8
-    rows = read_metrics(config.out)
-    assert [row["step"] for row in rows] == [4, 8]
-    assert "train_total" in rows[1], "step 8's row as it was logged, training losses included"
+    assert load_checkpoint(checkpoints / "last.pt")["step"] == 8
+    assert [row["step"] for row in read_metrics(config.out)] == [4, 8]
 
 
 def free_port() -> int:
@@ -377,16 +385,20 @@ def test_validation_covers_the_whole_split_evenly(dataset, tmp_path):
 
 def test_options_out_of_range_are_refused_before_anything_is_written(dataset, tmp_path):
     out = tmp_path / "refused"
-    bad = quick_config(dataset, out, batch_size=-2, sizes=(32, 40), loss_weights={"mask_bse": 2.0}, lr=0.0)
+    bad = quick_config(
+        dataset, out, batch_size=-2, sizes=(32, 16), loss_weights={"mask_bse": 2.0}, lr=0.0, grad_clip=-1.0
+    )
     with pytest.raises(ValueError) as error:
         train(bad)
     message = str(error.value)
     assert message.startswith(f"{out}: not started: ")
     assert "batch_size must be at least 1, got -2" in message
-    assert "sizes: 40 is not a multiple of 16" in message
+    assert "sizes: 16 is below 32 pixels" in message
+    assert "grad_clip must be at least 0, got -1.0" in message
     assert "loss_weights: unknown mask_bse; the terms are " in message and "mask_bce" in message
     assert "lr must be above 0, got 0.0" in message
     assert not out.exists()
+    quick_config(dataset, out, grad_clip=0.0, keep_last=0).validate()  # no clipping; only last.pt and best.pt
 
 
 @pytest.mark.parametrize(
