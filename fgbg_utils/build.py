@@ -438,11 +438,8 @@ def make_dataset(
     try:
         assets = prepare_assets(config, root, source, skip_bad=skip_bad, mapper=pool.map if pool else map)
         # Shards from before the digest (none recorded) are trusted on their settings, as they were.
-        metas = {
-            bg: meta
-            for bg, meta in metas.items()
-            if meta.get("assets", assets_digest(assets, bg)) == assets_digest(assets, bg)
-        }
+        drawn_from = {bg: assets_digest(assets, bg) for bg in metas}
+        metas = {bg: meta for bg, meta in metas.items() if meta.get("assets", drawn_from[bg]) == drawn_from[bg]}
         kept = list(metas)
         todo = [bg for bg in wanted if bg not in metas]
         total = len(todo) * config.per_background

@@ -719,11 +719,7 @@ class Run:
             self.best, self.best_step = row[best_key(self.config.mode)], self.position.step
         path = step_checkpoint(self.out, self.position.step)
         save_checkpoint(path, self.payload())
-        copy_checkpoint(path, checkpoint_dir(self.out) / "last.pt")
-        if better:
-            copy_checkpoint(path, checkpoint_dir(self.out) / "best.pt")
-        prune_checkpoints(self.out, self.config.keep_last)
-        write_metrics(self.out, self.rows)
+        self.publish(path, better)
         self.last_saved = path
         return row
 
@@ -742,8 +738,8 @@ class Run:
         )
         self.best_step = checkpoint["best_step"] if "best_step" in checkpoint else self.step_of_best()
         restore_rng(checkpoint["rng"])
-        if self.ranks.main:
-            self.finish_saving(path)
+        if self.ranks.main:  # finish what a kill after the step file was written left undone
+            self.publish(path, self.best_step == self.position.step, only_missing=True)
 
     def step_of_best(self) -> int | None:
         """The step whose validation set `best`: the last earlier logged row with that score, else
@@ -754,13 +750,14 @@ class Run:
         earlier = [row["step"] for row in self.rows if row["step"] < self.position.step and row.get(key) == self.best]
         return earlier[-1] if earlier else self.position.step
 
-    def finish_saving(self, path: Path) -> None:
-        """Redo what a kill after `checkpoint` wrote the step file `path` can have left undone: the
-        copies to last.pt and (when that step was the best) best.pt, the pruning, the metrics files."""
+    def publish(self, path: Path, best: bool, only_missing: bool = False) -> None:
+        """After step file `path` is written: copy it to last.pt (and to best.pt when `best`), prune
+        the step files, rewrite the logs. `only_missing` leaves a copy that already holds this step."""
         folder = checkpoint_dir(self.out)
-        for name, wanted in (("last.pt", True), ("best.pt", self.best_step == self.position.step)):
-            if wanted and path != folder / name and saved_step(folder / name) != self.position.step:
-                copy_checkpoint(path, folder / name)
+        for target, wanted in ((folder / "last.pt", True), (folder / "best.pt", best)):
+            if not wanted or target == path or (only_missing and saved_step(target) == self.position.step):
+                continue
+            copy_checkpoint(path, target)
         prune_checkpoints(self.out, self.config.keep_last)
         write_metrics(self.out, self.rows)
 
