@@ -132,10 +132,10 @@ def load_samples(root: Path, split: str, limit: int, size: int) -> dict[str, np.
     return {"mask": np.stack(masks), "target": np.stack(targets), "depth": np.stack(depths), "bg_id": np.array(bg_ids)}
 
 
-def mask_ceilings(masks: np.ndarray, targets: np.ndarray, size: int) -> dict[str, dict[str, float]]:
-    """Mask scores of the perfect estimates against the targets at `size`."""
-    estimates = [perfect_masks(mask, size) for mask in masks]
-    return {name: mask_scores(np.stack([e[name] for e in estimates]), targets) for name in estimates[0]}
+def perfect_estimates(masks: np.ndarray, size: int) -> dict[str, np.ndarray]:
+    """`perfect_masks` of every stored mask, stacked per estimate (N x size x size each)."""
+    per_mask = [perfect_masks(mask, size) for mask in masks]
+    return {name: np.stack([estimates[name] for estimates in per_mask]) for name in per_mask[0]}
 
 
 def one_camera_scores(depths: np.ndarray, heights: np.ndarray, assumed_height: float) -> dict[str, float]:
@@ -167,14 +167,15 @@ def main(argv: list[str] | None = None) -> dict:
 
     test = load_samples(args.data, args.split, args.samples, args.size)
     results: dict = {"size": args.size, "split": args.split, "samples": len(test["mask"])}
-    results["mask"] = mask_ceilings(test["mask"], test["target"], args.size)
+    estimates = perfect_estimates(test["mask"], args.size)
+    results["mask"] = {name: mask_scores(estimate, test["target"]) for name, estimate in estimates.items()}
     print(f"{args.data}, {args.split}, {results['samples']} samples at {args.size} px")
     for name, scores in results["mask"].items():
         print(
             f"mask, {name}: IoU {scores['mask_iou']:.3f} per image ({scores['mask_iou_dataset']:.3f} over all pixels)"
         )
     zone = np.stack([thin_parts(mask, args.size) for mask in test["mask"]])
-    reading = np.stack([perfect_masks(mask, args.size)["outline at the pixel centre"] for mask in test["mask"]])
+    reading = estimates["outline at the pixel centre"]
     results["thin_parts"] = {"perfect reading": where_errors_are(reading, test["target"], zone)}
     if args.checkpoint is not None:
         predicted = predict_split(args.checkpoint, args.data, args.split, limit=args.samples, progress=False)
