@@ -675,8 +675,9 @@ def merge(root: Path, sources: list[Path] = ()) -> Path:
     for folder, path, manifest in slices:
         if manifest["generation"]["parameters"] != asdict(config):
             raise ValueError(f"{path}: built with other settings than {slices[0][1]}; slices must share every setting")
-        if [a["sha256"] for a in manifest["backgrounds"]] != [a["sha256"] for a in first["backgrounds"]]:
-            raise ValueError(f"{path}: its backgrounds differ from {slices[0][1]}")
+        for kind in ("backgrounds", "foregrounds"):
+            if [a["sha256"] for a in manifest[kind]] != [a["sha256"] for a in first[kind]]:
+                raise ValueError(f"{path}: its {kind} differ from {slices[0][1]}")
         for entry in manifest["shards"]:
             target = root / entry["file"]
             if folder != root and not target.exists():
@@ -691,6 +692,13 @@ def merge(root: Path, sources: list[Path] = ()) -> Path:
     if missing:
         raise ValueError(f"{root}: shards {missing} are missing; build them with --shard I/N first")
     assets = {k: first[k] for k in ("backgrounds", "foregrounds", "skipped")}
+    drawn_from = {bg: assets_digest(assets, bg) for bg in metas}
+    other = [bg for bg, meta in metas.items() if meta.get("assets", drawn_from[bg]) != drawn_from[bg]]
+    if other:
+        raise ValueError(
+            f"{root}: shards {other} were drawn from other assets than {slices[0][1]} lists (another kit "
+            "revision, or a file changed in place); rebuild them with --shard I/N"
+        )
     shards = [metas[bg] for bg in range(config.n_bg)]
     manifest = assemble_manifest(root, config, assets, shards, digests)
     manifest["generation"]["depth"] = first["generation"]["depth"]

@@ -167,7 +167,9 @@ class GeometricDepth(DepthSource):
         return info
 
 
-MIDAS_REPO = "intel-isl/MiDaS"
+MIDAS_REPO = "intel-isl/MiDaS:v3_1"
+"""Pinned to the v3.1 release tag (its hubconf still defines MiDaS small, with the v2.1 small weights):
+the default branch may change under a course, and two builds must draw the same depth."""
 MIDAS_MODEL = "MiDaS_small"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

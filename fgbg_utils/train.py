@@ -540,6 +540,27 @@ def latest_checkpoint(out: str | Path) -> Path | None:
 # --- the run -----------------------------------------------------------------------------
 
 
+GEOMETRIC_TERMS = ("depth_ground", "depth_horizon")
+"""Loss terms whose targets read the depth map as the builder's geometric ground (`losses.ground_target`,
+`losses.horizon_from_depth`)."""
+
+
+def fit_loss_weights(config: TrainConfig, manifest: dict) -> list[str]:
+    """Set the `GEOMETRIC_TERMS` weights to 0 in `config` when the dataset's depth is not drawn from the
+    ground-plane model (`geometric`, or its `prior` for photos) but, say, imported or from MiDaS; return
+    the terms turned off.
+
+    Their targets assume inverse depth that is exactly linear in the row over flat ground and constant up
+    an upright thing. Relative depth from a network is smooth across both, so those targets would be
+    noise: every pixel "ground", a horizon wherever the map's values reach 0.
+    """
+    if manifest["generation"].get("depth", {}).get("source") in ("geometric", "prior"):
+        return []
+    turned_off = [name for name in GEOMETRIC_TERMS if config.loss_weights.get(name, 0) > 0]
+    config.loss_weights = {**config.loss_weights, **dict.fromkeys(turned_off, 0.0)}
+    return turned_off
+
+
 @dataclass
 class Position:
     step: int = 0
@@ -555,6 +576,8 @@ class Run:
         self.config, self.ranks, self.device = config, ranks, ranks.device
         self.out = Path(config.out)
         manifest = read_manifest(Path(config.data))
+        if ranks.main and (turned_off := fit_loss_weights(config, manifest)):
+            print(f"{config.data}: depth not drawn from the ground geometry; loss terms off: {', '.join(turned_off)}")
         self.stats = manifest["statistics"]
         self.normaliser = BatchNormaliser(self.stats).to(self.device)
         self.sizes = config.sizes or (int(manifest["generation"]["parameters"]["size"]),)

@@ -115,7 +115,8 @@ position = {sample_id: i for i, sample_id in enumerate(index["sample"])}
 
 
 def used(ids, column):
-    return {int(index[column][position[s]]) for s in ids}
+    """The backgrounds or foregrounds of these samples; -1 (unknown, in an import) left out."""
+    return {int(index[column][position[s]]) for s in ids} - {-1}
 
 
 train, test = splits["unseen"]["train"], splits["unseen"]["test"]

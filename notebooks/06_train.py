@@ -82,7 +82,8 @@ manifest = ensure_dataset(data_dir, profile_config(profile))  # builds it if not
 #   without it a run could let the sky teach "ground" everywhere above the horizon, and trees came
 #   out as sky), and a cross-entropy on the horizon's row, where a straight line through the
 #   ground's inverse depth reaches zero (learnt through the depth error alone, the horizon was
-#   still 2 px off after 10 minutes).
+#   still 2 px off after 10 minutes). Both read the depth as the ground-plane model draws it, so
+#   training turns them off, with a message, for imported or MiDaS depth.
 #   `mode="mask"` or `"depth"` trains one output first, the course's question of solving one
 #   problem before the other.
 # - **Schedule.** AdamW with a one-cycle learning rate over the whole budget, and small-to-large

@@ -147,6 +147,25 @@ def test_slices_merge_into_the_whole_build(small_dataset, tmp_path):
     assert verify_dataset(first, progress=False) == []
 
 
+def test_merge_refuses_slices_drawn_from_other_assets(tmp_path, monkeypatch):
+    """A slice built by another kit revision (same settings and images, one foreground drawn at
+    another height) must not be joined: its shard records the assets it was drawn from."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    make_dataset(first, SMALL, workers=1, part=(0, 2), progress=False)
+    original = build_module.prepare_assets
+
+    def another_revision(*args, **kwargs):
+        assets = original(*args, **kwargs)
+        assets["foregrounds"][0]["relative_height"] *= 1.05
+        return assets
+
+    monkeypatch.setattr(build_module, "prepare_assets", another_revision)
+    make_dataset(second, SMALL, workers=1, part=(1, 2), progress=False)
+    with pytest.raises(ValueError, match=r"shards \[1\] were drawn from other assets"):
+        merge(first, [second])
+    assert not (first / "data_manifest.json").exists()
+
+
 def test_killed_build_resumes_to_identical_bytes(small_dataset, tmp_path):
     """SIGKILL a real build after its first shard lands; rerunning finishes it, byte-identical."""
     root = tmp_path / "killed"
@@ -179,10 +198,15 @@ def test_killed_build_resumes_to_identical_bytes(small_dataset, tmp_path):
     process.wait()
     assert (root / shard_name(0)).exists()
     assert not (root / "data_manifest.json").exists(), "killed before the end: no manifest may claim completeness"
-    partial = list(root.glob(".*partial*"))
+    # A kill inside a write leaves the temporary file; whether this kill landed inside one is luck,
+    # so one is planted as well: a half-written next shard and a half-written background.
+    planted = [root / f".{shard_name(1)}.partial-999999", root / "bg" / ".bg_001.png.partial-999999"]
+    for path in planted:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"PK\x03\x04 half a zip")
     result = make_dataset(root, config, workers=1, progress=False)
     assert 0 in result.shards_kept and result.shards_built
-    assert not list(root.glob(".*partial*")), f"leftovers {partial} were not cleaned"
+    assert not list(root.rglob(".*partial*")), "temporary files of the killed build were not cleaned"
     reference = tmp_path / "reference"
     make_dataset(reference, config, workers=2, progress=False)
     assert shard_digests(root) == shard_digests(reference)

@@ -183,6 +183,21 @@ def test_midas_source_through_torch_hub_with_a_local_stand_in(tmp_path):
     assert json.dumps(source.describe())  # serialisable into the manifest
 
 
+def test_midas_is_loaded_from_a_pinned_release():
+    """By default torch.hub gets one tagged release, recorded in the manifest, not the moving default branch."""
+    from torch import nn
+
+    calls = []
+
+    def loader(repo, model, **options):
+        calls.append((repo, model, options))
+        return nn.Identity()
+
+    source = MidasDepth(device="cpu", loader=loader)
+    assert calls == [("intel-isl/MiDaS:v3_1", "MiDaS_small", {"source": "github", "trust_repo": True})]
+    assert source.describe()["repo"] == "intel-isl/MiDaS:v3_1"
+
+
 def test_worker_pools_start_from_forkserver_or_spawn_where_there_is_none(monkeypatch):
     import multiprocessing
 

@@ -2,6 +2,7 @@
 course's plain layout."""
 
 import io
+import json
 import os
 import shutil
 import zipfile
@@ -403,6 +404,9 @@ def test_an_import_loads_splits_trains_and_reports(small_dataset, course_folder,
 
     config = TrainConfig(data=str(out), out=str(tmp_path / "run"), steps=1, sizes=(32,), progress=False)
     assert train(config)["steps"] == 1
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())["loss_weights"]
+    assert recorded["depth_ground"] == recorded["depth_horizon"] == 0, "imported depth is not the ground model's"
+    assert recorded["depth_l1"] == 1
     with pytest.raises(ValueError, match="no foregrounds to compose from; read it with FgBgDataset"):
         VirtualFgBgDataset(out)
 

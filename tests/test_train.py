@@ -20,7 +20,7 @@ from fgbg_utils import train as train_module
 from fgbg_utils.build import BuildConfig, make_dataset
 from fgbg_utils.cli import main
 from fgbg_utils.data import load_splits
-from fgbg_utils.losses import NonFiniteLossError
+from fgbg_utils.losses import LossWeights, NonFiniteLossError
 from fgbg_utils.models import build_model
 from fgbg_utils.train import (
     Distributed,
@@ -29,6 +29,7 @@ from fgbg_utils.train import (
     TrainConfig,
     amp_dtype,
     capture_rng,
+    fit_loss_weights,
     latest_checkpoint,
     load_checkpoint,
     read_metrics,
@@ -304,6 +305,16 @@ def test_minutes_alone_fixes_steps_in_the_config(dataset, tmp_path):
     assert load_checkpoint(tmp_path / "timed" / "checkpoints" / "last.pt")["config"]["steps"] == recorded["steps"]
 
 
+def test_a_spent_budget_stops_saves_and_says_so(dataset, tmp_path):
+    """Steps far beyond a one-second budget: the run stops on `minutes`, and its last checkpoint
+    holds the step it stopped at, for a resume."""
+    config = quick_config(dataset, tmp_path / "budget", steps=100_000, minutes=0.02)
+    summary = train(config)
+    assert summary["stopped"] == "minutes"
+    assert 1 <= summary["steps"] < 100_000
+    assert load_checkpoint(tmp_path / "budget" / "checkpoints" / "last.pt")["step"] == summary["steps"]
+
+
 @pytest.mark.parametrize(("allowance", "steps"), [(float("inf"), train_module.CALIBRATION_STEPS + 1), (0.0, 2)])
 def test_calibration_stops_timing_once_its_allowance_is_spent(dataset, tmp_path, allowance, steps):
     """A warm-up and at least one timed step always; the rest only while the allowance lasts."""
@@ -424,3 +435,18 @@ def test_an_unreadable_checkpoint_is_named(tmp_path, content, capsys):
         load_checkpoint(path)
     assert main(["evaluate", "--data", str(tmp_path), "--checkpoint", str(path)]) != 0
     assert f"{path}: not a readable checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("source", "off"), [("geometric", []), ("prior", []), ("midas", ["depth_ground", "depth_horizon"])]
+)
+def test_geometric_loss_terms_are_off_for_other_depth(source, off):
+    """The ground and horizon targets read the depth as the ground-plane model draws it: for MiDaS or
+    imported depth they are turned off, and a term already off is not reported again."""
+    manifest = {"generation": {"depth": {"source": source}}}
+    config = TrainConfig(data="d", out="o")
+    assert fit_loss_weights(config, manifest) == off
+    expected = {**LossWeights().to_dict(), **dict.fromkeys(off, 0.0)}
+    assert config.loss_weights == expected
+    assert fit_loss_weights(config, manifest) == []
+    assert config.loss_weights == expected
