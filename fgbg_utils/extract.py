@@ -251,7 +251,9 @@ def safe_extract(
 
     Members are first written into a hidden staging folder inside `dest` and renamed into place
     only when every member came out whole, so a refused archive leaves nothing under a real name.
-    Existing files of the same names are replaced; mode bits and timestamps are not restored.
+    Existing files of the same names are replaced. Each file gets its member's modification time
+    (as unzip does), so a folder extracted again keeps the fingerprint `import_course_layout` gave
+    it and is not imported again; mode bits are not restored.
     """
     archive, dest = Path(archive), Path(dest)
     try:
@@ -304,6 +306,8 @@ def safe_extract(
             staged = []
             for number, (info, normal) in enumerate(files):
                 written = _stream_member(zf, info, staging / str(number), archive, written, max_bytes, max_ratio)
+                modified = time.mktime((*info.date_time, 0, 0, -1))  # the zip stores local time
+                os.utime(staging / str(number), (modified, modified))
                 staged.append((staging / str(number), normal))
             # Check every folder on the way first (no existing symlink or file may be in the way),
             # then create them, then rename the staged files into place.

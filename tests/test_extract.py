@@ -5,6 +5,7 @@ import io
 import json
 import os
 import shutil
+import time
 import zipfile
 from pathlib import Path
 
@@ -36,6 +37,18 @@ def make_zip(path: Path, members: list[tuple[str, bytes]], compression=zipfile.Z
 
 def all_files(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def test_extracted_files_keep_their_members_times(tmp_path):
+    """Extracting the same zip again gives the same modification times (an import's fingerprint
+    uses them), which are the members' own, not the time of extraction."""
+    archive = tmp_path / "course.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(zipfile.ZipInfo("fg_bg/00001.jpg", date_time=(2020, 5, 17, 14, 3, 22)), b"jpeg bytes")
+    extracted = safe_extract(archive, tmp_path / "once")[0]
+    assert extracted.stat().st_mtime == time.mktime((2020, 5, 17, 14, 3, 22, 0, 0, -1))
+    again = safe_extract(archive, tmp_path / "twice")[0]
+    assert again.stat().st_mtime_ns == extracted.stat().st_mtime_ns
 
 
 @pytest.mark.parametrize(
