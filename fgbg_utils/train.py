@@ -576,7 +576,8 @@ class Run:
         self.config, self.ranks, self.device = config, ranks, ranks.device
         self.out = Path(config.out)
         manifest = read_manifest(Path(config.data))
-        if ranks.main and (turned_off := fit_loss_weights(config, manifest)):
+        turned_off = fit_loss_weights(config, manifest)  # on every rank: they must train the same loss
+        if ranks.main and turned_off:
             print(f"{config.data}: depth not drawn from the ground geometry; loss terms off: {', '.join(turned_off)}")
         self.stats = manifest["statistics"]
         self.normaliser = BatchNormaliser(self.stats).to(self.device)

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -450,3 +451,16 @@ def test_geometric_loss_terms_are_off_for_other_depth(source, off):
     assert config.loss_weights == expected
     assert fit_loss_weights(config, manifest) == []
     assert config.loss_weights == expected
+
+
+def test_every_rank_turns_the_geometric_terms_off(dataset, tmp_path):
+    """Not only the rank that prints the message: DDP ranks must train the same loss."""
+    data = tmp_path / "midas"
+    shutil.copytree(dataset, data)
+    manifest = json.loads((data / "data_manifest.json").read_text())
+    manifest["generation"]["depth"] = {"source": "midas", "exact": False}
+    (data / "data_manifest.json").write_text(json.dumps(manifest))
+    for rank in (0, 1):
+        run = Run(quick_config(data, tmp_path / f"rank{rank}"), Distributed(rank=rank, world=2))
+        assert run.loss.weights.depth_ground == run.loss.weights.depth_horizon == 0
+        assert run.loss.weights.depth_l1 == 1
