@@ -15,6 +15,7 @@ import platform
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -155,13 +156,21 @@ def _take(usable: list, wanted: int, kind: str, folder: str | None) -> list:
     return usable[:wanted]
 
 
-def prepare_assets(config: BuildConfig, root: Path, source: DepthSource, skip_bad: bool = False, mapper=map) -> dict:
+def prepare_assets(
+    config: BuildConfig,
+    root: Path,
+    source: DepthSource,
+    skip_bad: bool = False,
+    mapper=map,
+    before_writing: Callable[[], None] = lambda: None,
+) -> dict:
     """Load or draw the backgrounds and foregrounds, write their normalised copies to root/bg
     and root/fg, and return their descriptions for the manifest.
 
     User assets are all checked before anything is written: bad files stop the build with a
-    list of every problem, or with `skip_bad` are left out and listed. `mapper` (a pool's
-    map) spreads the loading or drawing over processes.
+    list of every problem, or with `skip_bad` are left out and listed. `before_writing` runs once
+    they passed, before the first file is written. `mapper` (a pool's map) spreads the loading or
+    drawing over processes.
     """
     skipped: list[dict] = []
     if config.bg_dir:
@@ -188,6 +197,7 @@ def prepare_assets(config: BuildConfig, root: Path, source: DepthSource, skip_ba
     bgs = _take(bgs, config.n_bg, "bg", config.bg_dir)
     fgs = _take(fgs, config.n_fg, "fg", config.fg_dir)
 
+    before_writing()
     backgrounds, foregrounds = [], []
     for index, (file, rgb, camera, depth_m) in enumerate(bgs):
         image_path, depth_path = root / "bg" / f"bg_{index:03d}.png", root / "bg" / f"bg_{index:03d}_depth.png"
@@ -421,10 +431,15 @@ def make_dataset(
     refuse_another_dataset(root, config)
     wanted = shard_ids(config.n_bg, part)
     metas = {bg: meta for bg in wanted if (meta := finished_shard(root, config, bg)) is not None}
-    root.mkdir(parents=True, exist_ok=True)
-    _remove_partials(root)
-    if part is None:
-        (root / MANIFEST_NAME).unlink(missing_ok=True)  # whole again only when this run ends
+
+    def make_room() -> None:
+        """Once the inputs passed their checks: a bad input leaves no empty folder and keeps a whole
+        dataset's manifest."""
+        root.mkdir(parents=True, exist_ok=True)
+        _remove_partials(root)
+        if part is None:
+            (root / MANIFEST_NAME).unlink(missing_ok=True)  # whole again only when this run ends
+
     started = time.perf_counter()
     source = make_depth_source(config.depth, **(depth_options or {}))
     workers = 1 if config.depth == "midas" else max(1, workers or os.cpu_count() or 1)  # midas: one model, this process
@@ -436,7 +451,8 @@ def make_dataset(
         else None
     )
     try:
-        assets = prepare_assets(config, root, source, skip_bad=skip_bad, mapper=pool.map if pool else map)
+        mapper = pool.map if pool else map
+        assets = prepare_assets(config, root, source, skip_bad=skip_bad, mapper=mapper, before_writing=make_room)
         # Shards from before the digest (none recorded) are trusted on their settings, as they were.
         drawn_from = {bg: assets_digest(assets, bg) for bg in metas}
         metas = {bg: meta for bg, meta in metas.items() if meta.get("assets", drawn_from[bg]) == drawn_from[bg]}

@@ -331,6 +331,21 @@ def test_bad_user_file_stops_before_writing_or_is_skipped(tmp_path, name, conten
     assert problem in skipped[0]["problem"].lower()
 
 
+def test_a_bad_input_keeps_a_whole_dataset_whole(tmp_path):
+    """A rerun of a finished build whose input went bad stops before writing: the manifest stays,
+    the dataset still verifies; a fresh --out is not even created."""
+    bg_dir, fg_dir = _user_assets(tmp_path)
+    config = BuildConfig(n_bg=2, n_fg=2, placements=1, size=64, depth="prior", bg_dir=str(bg_dir), fg_dir=str(fg_dir))
+    root = tmp_path / "out"
+    make_dataset(root, config, workers=1, progress=False)
+    (bg_dir / "b1.jpg").write_bytes((bg_dir / "b1.jpg").read_bytes()[:100])
+    for out in (root, tmp_path / "fresh"):
+        with pytest.raises(BuildInputError, match="b1.jpg"):
+            make_dataset(out, config, workers=1, progress=False)
+    assert verify_dataset(root, progress=False) == []
+    assert not (tmp_path / "fresh").exists()
+
+
 def test_too_few_usable_images_is_an_error(tmp_path):
     bg_dir, fg_dir = _user_assets(tmp_path)
     config = BuildConfig(n_bg=5, n_fg=2, placements=1, size=64, depth="prior", bg_dir=str(bg_dir), fg_dir=str(fg_dir))
