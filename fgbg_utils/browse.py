@@ -60,7 +60,16 @@ DOM_CLASSES = {
 }
 """CSS classes of the browser's parts (stable: browser tests find the widgets by them)."""
 STATIC_VARIABLE = "FGBG_STATIC"
-SCORE_KEYS = ("mask_iou", "mask_dice", "depth_rmse", "depth_mae", "depth_abs_rel", "depth_delta1", "depth_ssim")
+SCORE_KEYS = (
+    "mask_iou",
+    "mask_dice",
+    "depth_rmse",
+    "depth_mae",
+    "depth_abs_rel",
+    "depth_delta1",
+    "depth_ssim",
+    "depth_object_rmse",
+)
 
 
 # --- predictions ----------------------------------------------------------------------------
@@ -290,9 +299,13 @@ def load_or_evaluate(
 def scores_table(result: dict, keys: Sequence[str] = SCORE_KEYS) -> str:
     """The model's and the baselines' scores as a fixed-width table (a dash: not measured)."""
     scored = {"model": result["metrics"], **result["baselines"]}
-    lines = [f"{'':18s}" + "".join(f"{key:>15s}" for key in keys)]
+    widths = [max(15, len(key) + 2) for key in keys]
+    lines = [f"{'':18s}" + "".join(f"{key:>{width}s}" for key, width in zip(keys, widths, strict=True))]
     for name, values in scored.items():
-        cells = "".join(f"{values[key]:>15.4f}" if key in values else f"{'-':>15s}" for key in keys)
+        cells = "".join(
+            f"{values[key]:>{width}.4f}" if key in values else f"{'-':>{width}s}"
+            for key, width in zip(keys, widths, strict=True)
+        )
         lines.append(f"{name:18s}{cells}")
     return "\n".join(lines)
 

@@ -189,7 +189,15 @@ def _add_evaluate(commands) -> None:
     p = commands.add_parser("evaluate", help="score a checkpoint on a split beside the two baselines")
     p.add_argument("--data", required=True, type=Path, help="dataset folder")
     p.add_argument("--checkpoint", required=True, type=Path)
-    p.add_argument("--split", default="unseen_test")
+    p.add_argument(
+        "--split",
+        default=None,
+        help="default: the test split of the family the checkpoint was trained on (unseen_test or test); "
+        "a split holding its training samples is refused, except that training split itself",
+    )
+    p.add_argument(
+        "--size", type=int, default=None, help="score at this size (default: the checkpoint's last training size)"
+    )
     p.add_argument("--json", dest="json_out", type=Path, default=None, help="write the results here")
     p.add_argument("--save-predictions", type=Path, default=None, help="folder for predicted mask/depth PNGs")
     p.add_argument("--batch-size", type=int, default=32)
@@ -298,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (AssetError, BuildInputError, FileNotFoundError, ValueError) as error:
+    except (AssetError, BuildInputError, OSError, ValueError) as error:  # OSError names its path
         print(f"error: {error}", file=sys.stderr)
         return 2
     except FloatingPointError as error:  # NonFiniteLossError from train

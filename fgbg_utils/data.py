@@ -82,10 +82,13 @@ def _shard_number(text: str) -> int:
     return int(text[6:-4])
 
 
-def read_index_arrays(root: Path) -> dict[str, np.ndarray]:
+def read_index_arrays(root: Path, manifest: dict | None = None) -> dict[str, np.ndarray]:
     """index.csv as compact int32 NumPy columns: sample, bg, fg, flip, x, y, w, h and shard (the
     shard's number, which is its background's id). Member names are not kept: they follow from
     the sample id (`fgbg_utils.store.member_names`). 400,000 rows take 14 MB, not a list of dicts.
+
+    Its rows must be as many as the manifest (read when not given) counts: an index cut short by a
+    copy would otherwise be read, and split, as a smaller dataset.
     """
     path = Path(root) / INDEX_NAME
     if not path.exists():
@@ -106,6 +109,11 @@ def read_index_arrays(root: Path) -> dict[str, np.ndarray]:
         )
     except ValueError as error:
         raise ValueError(f"{path}: not a readable index ({error})") from None
+    expected = int((manifest or read_manifest(Path(root)))["counts"]["samples"])
+    if len(table) != expected:
+        raise ValueError(
+            f"{path}: {len(table):,} samples, but the manifest counts {expected:,}; cut short? copy the dataset again"
+        )
     columns = {name: np.ascontiguousarray(table[:, i]) for i, name in enumerate((*NUMERIC_COLUMNS, "shard"))}
     if not np.array_equal(columns["shard"], columns["bg"]):
         row = int(np.flatnonzero(columns["shard"] != columns["bg"])[0])
@@ -156,7 +164,7 @@ def make_splits(root: Path, seed: int = 0, test_fraction: float = 0.3) -> dict:
         raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
     root = Path(root)
     manifest = read_manifest(root)
-    index = read_index_arrays(root)
+    index = read_index_arrays(root, manifest)
     samples = index["sample"].astype(np.int64)
     n = len(samples)
     n_test = int(round(n * test_fraction))
@@ -199,14 +207,19 @@ def make_splits(root: Path, seed: int = 0, test_fraction: float = 0.3) -> dict:
 
 def load_splits(root: Path, seed: int | None = None, test_fraction: float | None = None) -> dict:
     """root/splits.json; made (seed 0, 30 % test unless given) when missing, stale (another
-    build) or made with another seed or fraction than asked for."""
+    build, or another number of samples: made from an index cut short) or made with another seed
+    or fraction than asked for."""
     import json
 
     root = Path(root)
     path = root / SPLITS_NAME
     if path.exists():
         splits = json.loads(path.read_text())
-        fresh = splits.get("dataset") == read_manifest(root)["generation"]["parameters"]
+        manifest = read_manifest(root)
+        fresh = (
+            splits.get("dataset") == manifest["generation"]["parameters"]
+            and splits.get("samples") == manifest["counts"]["samples"]
+        )
         if (
             fresh
             and (seed is None or splits["seed"] == seed)
@@ -338,7 +351,7 @@ class FgBgDataset(Dataset):
         self.size = int(manifest["generation"]["parameters"]["size"])
         self.bg_files = [info["file"] for info in manifest["backgrounds"]]
         self.bg_quality = background_codec_quality(manifest)
-        self.index = read_index_arrays(self.root)
+        self.index = read_index_arrays(self.root, manifest)
         self.split_name, self.samples = resolve_split(self.root, split, self.index)
         self.positions = _positions(self.index, self.samples, self.root)
         self.transform = transform
@@ -535,7 +548,7 @@ class VirtualFgBgDataset(Dataset):
         self.build_size = int(manifest["generation"]["parameters"]["size"])
         self.size = size or self.build_size
         self.transform = transform
-        self.index = read_index_arrays(self.root)
+        self.index = read_index_arrays(self.root, manifest)
         self.split_name, self.samples = resolve_split(self.root, split, self.index)
         self.positions = _positions(self.index, self.samples, self.root)
         self._send_parts = False  # set in the workers of a VirtualBatchLoader

@@ -17,12 +17,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .data import FgBgDataset, evenly_spaced, evenly_spaced_positions, make_loader
+from .data import FgBgDataset, evenly_spaced, evenly_spaced_positions, make_loader, resolve_split
 from .metrics import MetricAccumulator, background_depth, choose_difference_threshold, difference_mask
 from .models import build_model, load_weights
-from .runtime import default_device
+from .runtime import choose_device
 from .store import member_names, read_manifest, read_png, write_json_atomic, write_png
-from .train import load_checkpoint, state_digest, task_outputs
+from .train import load_checkpoint, split_names, state_digest, task_outputs
 from .transforms import BatchNormaliser, make_transforms, prepare_batch
 
 THRESHOLD_CANDIDATES = tuple(np.round(np.arange(0.02, 0.52, 0.02), 2).tolist())
@@ -36,10 +36,38 @@ def threshold_split(split: str) -> str:
     return TRAINING_SPLIT.get(split, "train")
 
 
-def evaluation_size(config: dict, manifest: dict) -> int:
-    """The checkpoint's final training size, else the dataset's."""
+def evaluation_size(config: dict, manifest: dict, size: int | None = None) -> int:
+    """`size` when given (to score checkpoints trained at different sizes against the same targets),
+    else the checkpoint's final training size, else the dataset's."""
+    if size is not None:
+        if size < 32:
+            raise ValueError(f"size: {size} is below 32 pixels")
+        return int(size)
     sizes = config.get("sizes") or []
     return int(sizes[-1]) if sizes else int(manifest["generation"]["parameters"]["size"])
+
+
+def refuse_training_samples(root: Path, scored: FgBgDataset, config: dict, checkpoint: str | Path) -> None:
+    """Raise if the scored split holds samples the checkpoint was trained on, unless it is that very
+    training split (asked for to see the fit). A model trained on the random split and scored on
+    ``unseen_test`` would otherwise be graded partly on what it learnt from."""
+    trained_on, own_test = split_names(config.get("split", "unseen"))
+    if scored.split_name == trained_on:
+        return
+    seen = np.intersect1d(scored.samples, resolve_split(root, trained_on, scored.index)[1])
+    if len(seen):
+        raise ValueError(
+            f"{checkpoint}: trained on {trained_on!r}, which holds {len(seen):,} of the {len(scored.samples):,} "
+            f"samples of {scored.split_name!r}; score it on {own_test!r}"
+        )
+
+
+def check_outputs(json_out: str | Path | None, save_predictions: str | Path | None) -> None:
+    """Refuse output paths that cannot be written before scoring, not after it."""
+    if json_out is not None and Path(json_out).is_dir():
+        raise ValueError(f"{json_out}: a folder; the results go to a file (e.g. {Path(json_out) / 'scores.json'})")
+    if save_predictions is not None and Path(save_predictions).exists() and not Path(save_predictions).is_dir():
+        raise ValueError(f"{save_predictions}: a file; predictions go to a folder")
 
 
 def load_model(checkpoint: dict, device: torch.device, path: str | Path = "checkpoint") -> torch.nn.Module:
@@ -87,12 +115,15 @@ class Scoring:
     model: torch.nn.Module
 
 
-def prepare_scoring(data: str | Path, checkpoint: str | Path, device: str | None = None) -> Scoring:
-    """Load `checkpoint` (weights only) and the dataset's manifest, and set up the evaluation transform."""
-    root, device = Path(data), torch.device(device or default_device())
+def prepare_scoring(
+    data: str | Path, checkpoint: str | Path, device: str | None = None, size: int | None = None
+) -> Scoring:
+    """Load `checkpoint` (weights only) and the dataset's manifest, and set up the evaluation transform
+    (at `evaluation_size`)."""
+    root, device = Path(data), choose_device(device)
     state = load_checkpoint(checkpoint, map_location=device)
     manifest = read_manifest(root)
-    size = evaluation_size(state["config"], manifest)
+    size = evaluation_size(state["config"], manifest, size)
     transform = make_transforms(size, train=False, stats=manifest["statistics"], output="uint8")
     normaliser = BatchNormaliser(manifest["statistics"]).to(device)
     model = load_model(state, device, checkpoint)
@@ -122,7 +153,7 @@ def save_prediction(folder: Path, sample: int, outputs: dict, row: int) -> None:
 def evaluate(
     data: str | Path,
     checkpoint: str | Path,
-    split: str = "unseen_test",
+    split: str | None = None,
     json_out: str | Path | None = None,
     save_predictions: str | Path | None = None,
     batch_size: int = 32,
@@ -130,8 +161,11 @@ def evaluate(
     threshold_samples: int | None = 2048,
     progress: bool = True,
     limit: int | None = None,
+    size: int | None = None,
 ) -> dict:
-    """Metrics of a checkpoint on `split` and of both baselines on the same samples.
+    """Metrics of a checkpoint on `split` (by default the test split of the family it was trained
+    on; never one holding its training samples, see `refuse_training_samples`) and of both baselines
+    on the same samples, at `size` (`evaluation_size`).
 
     `limit` scores only that many evenly spaced samples of the split (the same ones on every
     call, so several checkpoints can be compared on a budget); their ids are in the result's
@@ -140,10 +174,15 @@ def evaluate(
     the split, the checkpoint, the size, the number of samples, the model's metrics and the
     baselines'.
     """
-    scoring = prepare_scoring(data, checkpoint, device)
+    check_outputs(json_out, save_predictions)
+    scoring = prepare_scoring(data, checkpoint, device, size)
     root, device, state, manifest = scoring.root, scoring.device, scoring.state, scoring.manifest
     size, transform, normaliser, model = scoring.size, scoring.transform, scoring.normaliser, scoring.model
+    split = split or split_names(state["config"].get("split", "unseen"))[1]
     dataset = FgBgDataset(root, split, transform=transform)
+    if len(dataset) == 0:
+        raise ValueError(f"{root}: split {dataset.split_name!r} has no samples")
+    refuse_training_samples(root, dataset, state["config"], checkpoint)
     positions = evenly_spaced_positions(len(dataset), limit)
     threshold = choose_threshold(root, threshold_split(split), transform, batch_size, threshold_samples)
     mode = state["config"].get("mode", "joint")

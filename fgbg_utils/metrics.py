@@ -30,6 +30,9 @@ Depth (``pred`` and ``target`` Bx1xHxW in [0, 1], the stored 8-bit inverse depth
       depth). Constant maps are fine: nothing divides by a spatial variance.
     * All are computed per image and averaged over images (monodepth2's convention);
       ``depth_rmse_pooled`` is the RMSE over all pixels of the split instead.
+    * ``depth_object_rmse`` and ``depth_object_delta1``: the same over the true mask's pixels only,
+      averaged over the images that have any. The object covers a few percent of an image, so
+      whole-image scores barely see it: the background-depth baseline is right everywhere else.
 """
 
 from __future__ import annotations
@@ -135,11 +138,12 @@ def decode_depth_torch(values: Tensor) -> Tensor:
     return 1.0 / (1.0 / FAR_M + scaled * (1.0 / NEAR_M - 1.0 / FAR_M))
 
 
-def depth_stats(pred: Tensor, target: Tensor, ssim_window: int = 7) -> dict[str, Tensor]:
+def depth_stats(pred: Tensor, target: Tensor, ssim_window: int = 7, region: Tensor | None = None) -> dict[str, Tensor]:
     """Per-image depth errors, float64 tensors of shape (B,) (conventions in the module docstring).
 
     Keys: ``rmse``, ``mae``, ``mse``, ``ssim`` on the [0, 1] scale; ``abs_rel``, ``rmse_m``,
-    ``rmse_log``, ``delta1``, ``delta2``, ``delta3`` on metres.
+    ``rmse_log``, ``delta1``, ``delta2``, ``delta3`` on metres; with `region` (the true mask, same
+    shape), ``object_rmse`` and ``object_delta1`` over its pixels (NaN where it is empty).
     """
     if pred.shape != target.shape:
         raise ValueError(f"depth prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
@@ -160,13 +164,27 @@ def depth_stats(pred: Tensor, target: Tensor, ssim_window: int = 7) -> dict[str,
     }
     for k in (1, 2, 3):
         stats[f"delta{k}"] = (ratio < DELTA_BASE**k).double().mean(1)
+    if region is not None:
+        if region.shape != target.shape:
+            raise ValueError(f"depth region {tuple(region.shape)} and target {tuple(target.shape)} differ in shape")
+        inside = (region.to(pred.device) > 0.5).flatten(1).double()
+        pixels = inside.sum(1)
+        share = torch.where(pixels > 0, 1.0 / pixels, torch.nan)
+        stats["object_rmse"] = ((error.pow(2) * inside).sum(1) * share).sqrt()
+        stats["object_delta1"] = ((ratio < DELTA_BASE).double() * inside).sum(1) * share
     return stats
 
 
 def summarize_depth(stats: dict[str, np.ndarray]) -> dict[str, float]:
     """Means over images of per-image `depth_stats` (as NumPy arrays), plus the pooled RMSE."""
-    summary = {f"depth_{key}": float(np.mean(value)) for key, value in stats.items() if key != "mse"}
+    summary = {
+        f"depth_{key}": float(np.mean(value)) for key, value in stats.items() if key != "mse" and "object" not in key
+    }
     summary["depth_rmse_pooled"] = float(np.sqrt(np.mean(stats["mse"])))
+    for key in ("object_rmse", "object_delta1"):
+        present = stats.get(key, np.zeros(0))[~np.isnan(stats.get(key, np.zeros(0)))]
+        if len(present):
+            summary[f"depth_{key}"] = float(np.mean(present))
     return summary
 
 
@@ -219,7 +237,7 @@ class MetricAccumulator:
             binary = binarize(outputs["mask"], self.mask_from, self.threshold)
             rows.update({f"mask_{k}": v for k, v in _numpy(mask_stats(binary, batch["mask"])).items()})
         if tasks[1]:
-            stats = depth_stats(outputs["depth"], batch["depth"], self.ssim_window)
+            stats = depth_stats(outputs["depth"], batch["depth"], self.ssim_window, batch.get("mask"))
             rows.update({f"depth_{k}": v for k, v in _numpy(stats).items()})
         size = len(next(iter(rows.values())))
         for key in ID_KEYS:

@@ -27,7 +27,6 @@ import pickle
 import random
 import shutil
 import time
-import zipfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -43,7 +42,7 @@ from .data import FgBgDataset, evenly_spaced, make_loader
 from .losses import FgBgLoss, LossWeights, NonFiniteLossError
 from .metrics import MetricAccumulator
 from .models import DEFAULT_MODEL, build_model, load_weights
-from .runtime import default_device, worker_context
+from .runtime import choose_device, worker_context
 from .store import atomic_path, read_manifest, write_bytes_atomic, write_json_atomic
 from .transforms import BatchNormaliser, make_transforms, prepare_batch
 
@@ -344,7 +343,7 @@ class Distributed:
 def start_distributed(requested: str | None) -> Distributed:
     """Join the process group when torchrun set WORLD_SIZE > 1 (nccl on CUDA, gloo on CPU)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    device = torch.device(requested or default_device())
+    device = choose_device(requested)
     if world <= 1:
         return Distributed(device=device)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -485,14 +484,32 @@ def copy_checkpoint(source: Path, target: Path) -> None:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """A checkpoint's contents, loaded with ``weights_only=True`` (tensors and plain data only)."""
+    """A checkpoint's contents, loaded with ``weights_only=True`` (tensors and plain data only).
+
+    Anything else (a folder, a file cut short, another program's file, a bare ``state_dict``) is a
+    ValueError naming the path; torch's own advice to retry with ``weights_only=False`` is not passed
+    on, since that would run whatever the file holds.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: a folder, not a checkpoint file (for a run: RUN/checkpoints/last.pt)")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as error:
-        reason = str(error).strip().splitlines()[0][:200]
+    except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError, IndexError… by format
+        text = str(error).strip()
+        if isinstance(error, pickle.UnpicklingError) and text.startswith("Weights only load failed"):
+            reason = "it does not hold only tensors and plain data"
+        else:
+            reason = text.splitlines()[0][:200] if text else type(error).__name__
         raise ValueError(f"{path}: not a readable checkpoint (cut short, or not made by this kit): {reason}") from None
+    if not isinstance(state, dict) or not {"config", "model"} <= state.keys():
+        raise ValueError(
+            f"{path}: not a checkpoint of this kit (no 'config' and 'model'; a bare state_dict cannot say "
+            "which network it is for): save runs with python -m fgbg_utils train"
+        )
+    return state
 
 
 def set_aside_previous_checkpoints(out: str | Path) -> Path | None:

@@ -533,3 +533,18 @@ def test_unreadable_manifest_and_index_are_named(broken):
         read_index_arrays(broken)
     with pytest.raises(ValueError, match=f"{broken / 'index.csv'}: row 3 is not an index row"):
         read_index(broken / "index.csv")
+
+
+def test_an_index_cut_short_is_named_and_its_splits_are_not_kept(broken):
+    """A copy that cut index.csv short is refused by name (not read, and split, as a smaller
+    dataset); splits.json made from such an index by an earlier revision is made again."""
+    whole = (broken / "index.csv").read_text()
+    total = len(whole.splitlines()) - 1
+    (broken / "index.csv").write_text("\n".join(whole.splitlines()[:35]) + "\n")
+    with pytest.raises(ValueError, match=f"{broken / 'index.csv'}: 34 samples, but the manifest counts {total:,}"):
+        FgBgDataset(broken, "unseen_test")
+    (broken / "index.csv").write_text(whole)
+    splits = load_splits(broken)
+    (broken / "splits.json").write_text(json.dumps({**splits, "samples": 34, "random": {"train": [], "test": []}}))
+    assert load_splits(broken)["samples"] == total
+    assert len(load_splits(broken)["random"]["test"]) == len(splits["random"]["test"])

@@ -117,3 +117,61 @@ def test_a_checkpoint_of_another_network_revision_is_refused_by_name(dataset, ch
     with pytest.raises(ValueError, match=rf"{newest.name}: its weights do not fit .*camera_height"):
         train(replace(config, resume=True, progress=False))
     assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
+
+
+def random_split_checkpoint(dataset: Path, folder: Path) -> Path:
+    """The fixture's untrained weights, saved as a run on the random split."""
+    path = folder / "random.pt"
+    config = TrainConfig(data=str(dataset), out=str(folder), sizes=(32,), split="random")
+    torch.manual_seed(0)
+    save_checkpoint(path, {"model": build_model("fgbg_net").state_dict(), "config": config.to_dict(), "step": 0})
+    return path
+
+
+def test_the_default_split_is_the_checkpoints_own_test_split(dataset, checkpoint, tmp_path):
+    """unseen_test for an unseen run, test for a random one; a split holding training samples is
+    refused (a random-split model on unseen_test), except the training split itself."""
+    assert evaluate(dataset, checkpoint, limit=2, progress=False)["split"] == "unseen_test"
+    random_run = random_split_checkpoint(dataset, tmp_path)
+    assert evaluate(dataset, random_run, limit=2, progress=False)["split"] == "test"
+    splits = load_splits(dataset)
+    overlap = len(set(splits["random"]["train"]) & set(splits["unseen"]["test"]))
+    assert overlap > 0
+    with pytest.raises(ValueError, match=f"trained on 'train', which holds {overlap:,} of the .* score it on 'test'"):
+        evaluate(dataset, random_run, split="unseen_test", limit=2, progress=False)
+    assert evaluate(dataset, random_run, split="train", limit=2, progress=False)["split"] == "train"
+
+
+def test_size_sets_the_scoring_size(dataset, checkpoint):
+    result = evaluate(dataset, checkpoint, size=48, limit=2, progress=False)
+    assert result["size"] == 48
+    assert evaluate(dataset, checkpoint, limit=2, progress=False)["size"] == 32  # the run's last size
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_scoring(dataset, checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setattr(evaluate_module, "prepare_scoring", lambda *a, **k: pytest.fail("scored anyway"))
+    with pytest.raises(ValueError, match=f"{tmp_path}: a folder; the results go to a file"):
+        evaluate(dataset, checkpoint, json_out=tmp_path, progress=False)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="file: a file; predictions go to a folder"):
+        evaluate(dataset, checkpoint, save_predictions=tmp_path / "file", progress=False)
+
+
+def test_cli_names_what_is_not_a_checkpoint_or_a_device(dataset, checkpoint, tmp_path, capsys, monkeypatch):
+    """No traceback: a folder, a bare state_dict, a CSV file, an unknown device, CUDA without a GPU."""
+    bare = tmp_path / "bare.pt"
+    torch.save(build_model("fgbg_net").state_dict(), bare)
+    (tmp_path / "scores.csv").write_text("a,b\n1,2\n")
+    cases = {
+        str(tmp_path): "a folder, not a checkpoint file",
+        str(bare): "no 'config' and 'model'",
+        str(tmp_path / "scores.csv"): "not a readable checkpoint",
+    }
+    for path, problem in cases.items():
+        assert main(["evaluate", "--data", str(dataset), "--checkpoint", path]) == 2
+        assert problem in capsys.readouterr().err
+    assert main(["evaluate", "--data", str(dataset), "--checkpoint", str(checkpoint), "--device", "foo"]) == 2
+    assert "device 'foo': not a device name" in capsys.readouterr().err
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["evaluate", "--data", str(dataset), "--checkpoint", str(checkpoint), "--device", "cuda"]) == 2
+    assert "device 'cuda': this machine has no CUDA GPU" in capsys.readouterr().err

@@ -33,6 +33,7 @@ from fgbg_utils.metrics import (
     mask_metrics,
     mask_metrics_from_probs,
     mask_stats,
+    summarize_depth,
 )
 
 
@@ -556,3 +557,35 @@ def test_horizon_loss_spreads_the_target_over_two_rows():
     assert soft_argmax_row(scores).item() == pytest.approx(fitted.item(), abs=1e-6)
     uniform = torch.zeros(1, size, dtype=torch.float64)
     assert horizon_loss(uniform, depth).item() == pytest.approx(np.log(size), rel=1e-9)
+
+
+def test_depth_inside_the_object_against_numpy():
+    """RMSE and δ1 over the true mask's pixels only; an image with an empty mask is left out of
+    the mean, not counted as perfect."""
+    rng = np.random.default_rng(3)
+    target = rng.uniform(0.05, 1.0, (3, 1, 8, 8))
+    pred = np.clip(target + rng.normal(0, 0.1, target.shape), 0, 1)
+    region = np.zeros_like(target)
+    region[0, 0, 2:5, 3:6] = 1
+    region[1, 0, 7, 7] = 1  # image 2 has no object
+    stats = depth_stats(torch.from_numpy(pred), torch.from_numpy(target), region=torch.from_numpy(region))
+    metres = lambda v: 1.0 / (1.0 / FAR_M + v * (1.0 / NEAR_M - 1.0 / FAR_M))  # noqa: E731
+    expected_rmse, expected_delta = [], []
+    for image in range(2):
+        inside = region[image, 0] > 0
+        expected_rmse.append(np.sqrt(np.mean((pred[image, 0][inside] - target[image, 0][inside]) ** 2)))
+        ratio = np.maximum(
+            metres(pred[image, 0]) / metres(target[image, 0]), metres(target[image, 0]) / metres(pred[image, 0])
+        )
+        expected_delta.append(np.mean(ratio[inside] < 1.25))
+    np.testing.assert_allclose(stats["object_rmse"][:2].numpy(), expected_rmse, rtol=1e-12)
+    np.testing.assert_allclose(stats["object_delta1"][:2].numpy(), expected_delta, rtol=1e-12)
+    assert expected_rmse[1] == pytest.approx(abs(pred[1, 0, 7, 7] - target[1, 0, 7, 7]))  # one pixel: its error
+    assert math.isnan(float(stats["object_rmse"][2])) and math.isnan(float(stats["object_delta1"][2]))
+    summary = summarize_depth({k: v.numpy() for k, v in stats.items()})
+    assert summary["depth_object_rmse"] == pytest.approx(np.mean(expected_rmse), rel=1e-12)
+    assert summary["depth_object_delta1"] == pytest.approx(np.mean(expected_delta), rel=1e-12)
+    whole = summarize_depth(
+        {k: v.numpy() for k, v in depth_stats(torch.from_numpy(pred), torch.from_numpy(target)).items()}
+    )
+    assert "depth_object_rmse" not in whole

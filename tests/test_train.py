@@ -1,5 +1,6 @@
 """Training loop, checkpoints, exact resume after SIGKILL, DDP on CPU, evaluation and baselines."""
 
+import io
 import json
 import os
 import re
@@ -428,12 +429,24 @@ def test_mixed_precision_is_bf16_only_with_bf16_tensor_cores(dataset, tmp_path, 
     assert amp_dtype(replace(config, amp=False), torch.device("cuda")) is None
 
 
-@pytest.mark.parametrize("content", [b"garbage", b"PK\x03\x04cut short"])
+class NotPlainData:
+    """An object weights_only loading refuses."""
+
+
+def saved_object() -> bytes:
+    buffer = io.BytesIO()
+    torch.save({"config": {}, "model": {}, "extra": NotPlainData()}, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("content", [b"garbage", b"PK\x03\x04cut short", saved_object()])
 def test_an_unreadable_checkpoint_is_named(tmp_path, content, capsys):
+    """Named, and without torch's advice to load it with weights_only=False (which runs its code)."""
     path = tmp_path / "last.pt"
     path.write_bytes(content)
-    with pytest.raises(ValueError, match=f"{path}: not a readable checkpoint"):
+    with pytest.raises(ValueError, match=f"{path}: not a readable checkpoint") as error:
         load_checkpoint(path)
+    assert "weights_only" not in str(error.value)
     assert main(["evaluate", "--data", str(tmp_path), "--checkpoint", str(path)]) != 0
     assert f"{path}: not a readable checkpoint" in capsys.readouterr().err
 
