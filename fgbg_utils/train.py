@@ -28,7 +28,7 @@ import random
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +56,7 @@ size): for a slow network, three timed steps per size would eat much of a short 
 TIME_BUDGET_SHARE = 0.9
 """Share of `minutes` given to optimizer steps when `steps` is derived (the rest: validation, saving)."""
 SESSION_FIELDS = (
+    "data",
     "out",
     "minutes",
     "workers",
@@ -66,7 +67,9 @@ SESSION_FIELDS = (
     "progress",
     "resume",
 )
-"""Config fields a resumed run may change; every other field comes from the checkpoint."""
+"""Config fields a resumed run may change; every other field comes from the checkpoint. `data` may
+move (a Colab session copies the dataset to a new place) but must be the same dataset
+(`dataset_identity`)."""
 
 
 @dataclass
@@ -597,6 +600,7 @@ class Run:
         if ranks.main and turned_off:
             print(f"{config.data}: depth not drawn from the ground geometry; loss terms off: {', '.join(turned_off)}")
         self.stats = manifest["statistics"]
+        self.dataset = dataset_identity(manifest)
         self.normaliser = BatchNormaliser(self.stats).to(self.device)
         self.sizes = config.sizes or (int(manifest["generation"]["parameters"]["size"]),)
         train_split, self.val_split = split_names(config.split)
@@ -748,6 +752,7 @@ class Run:
             "best_step": self.best_step,
             "rows": self.rows,
             "config": self.config.to_dict(),
+            "dataset": self.dataset,
         }
 
     def checkpoint(self, size: int) -> dict:
@@ -913,9 +918,28 @@ def time_steps(
 # --- entry point ---------------------------------------------------------------------------
 
 
+def dataset_identity(manifest: dict) -> dict:
+    """What makes two dataset folders the same dataset for a resume: build settings and sample count."""
+    return {"parameters": manifest["generation"]["parameters"], "samples": manifest["counts"]["samples"]}
+
+
+def options_a_resume_would_ignore(config: TrainConfig, stored: dict, manifest: dict) -> list[str]:
+    """The options of `config` set away from their defaults to values other than the run's
+    (`stored`): a resume takes those from the checkpoint, so they would be dropped unseen."""
+    given = replace(config, loss_weights=dict(config.loss_weights))
+    fit_loss_weights(given, manifest)  # the run's weights were fitted to the dataset the same way
+    mine, defaults = given.to_dict(), TrainConfig(data=config.data, out=config.out).to_dict()
+    return [
+        f"{name} {mine[name]!r} (the run's: {stored.get(name)!r})"
+        for name in mine
+        if name not in SESSION_FIELDS and mine[name] != defaults[name] and mine[name] != stored.get(name)
+    ]
+
+
 def resolve_config(config: TrainConfig, resume: bool) -> tuple[TrainConfig, tuple[Path, dict] | None]:
     """The config to run and the checkpoint to continue from (its path and contents): on resume the
-    checkpoint's config wins except for SESSION_FIELDS, so the schedule cannot drift."""
+    checkpoint's config wins except for SESSION_FIELDS, so the schedule cannot drift; options given
+    otherwise, or another dataset, are refused rather than silently dropped."""
     config.validate()
     if not resume:
         if config.steps is None and config.minutes is None:
@@ -925,6 +949,17 @@ def resolve_config(config: TrainConfig, resume: bool) -> tuple[TrainConfig, tupl
     if path is None:
         raise FileNotFoundError(f"{checkpoint_dir(config.out)}: no checkpoint to resume from")
     checkpoint = load_checkpoint(path)
+    manifest = read_manifest(Path(config.data))
+    if ignored := options_a_resume_would_ignore(config, checkpoint["config"], manifest):
+        raise ValueError(
+            f"{config.out}: a resume continues the run as it was configured, and these options differ from it: "
+            f"{'; '.join(ignored)}. Leave them out, or start a new run (another --out) to change them"
+        )
+    if "dataset" in checkpoint and dataset_identity(manifest) != checkpoint["dataset"]:
+        raise ValueError(
+            f"{config.data}: not the dataset {path} was trained on (other build settings or sample count); "
+            "resume on that dataset"
+        )
     merged = checkpoint["config"] | {name: getattr(config, name) for name in SESSION_FIELDS}
     return TrainConfig.from_dict(merged), (path, checkpoint)
 

@@ -345,6 +345,25 @@ def test_fresh_run_sets_aside_an_earlier_runs_checkpoints(dataset, tmp_path):
     assert kept.exists() and latest_checkpoint(out) == step_checkpoint(out, 4)
 
 
+def test_a_resume_refuses_what_it_would_ignore_and_follows_a_moved_dataset(dataset, tmp_path):
+    """Options set otherwise than the run's are named, not dropped; the same dataset copied to a
+    new place (a new Colab session) is followed; another dataset is refused."""
+    out = tmp_path / "run"
+    train(quick_config(dataset, out, steps=4, checkpoint_every_steps=2))
+    with pytest.raises(ValueError, match=r"these options differ from it: lr 0.1 \(the run's: 0.003\); steps 8"):
+        train(quick_config(dataset, out, steps=8, lr=0.1, resume=True))
+    moved = tmp_path / "moved"
+    shutil.copytree(dataset, moved)
+    for path in (step_checkpoint(out, 4), out / "checkpoints" / "last.pt"):
+        path.unlink()  # as if the session had died after step 2
+    assert train(quick_config(moved, out, steps=4, resume=True))["steps"] == 4
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["config"]["data"] == str(moved)
+    other = tmp_path / "other"
+    make_dataset(other, BuildConfig(n_bg=6, n_fg=6, placements=1, size=64), workers=1, progress=False)
+    with pytest.raises(ValueError, match=f"{other}: not the dataset .* was trained on"):
+        train(quick_config(other, out, steps=4, resume=True))
+
+
 def test_replanned_steps_fit_the_time_left_at_each_sizes_cost():
     replanned_steps, sizes = train_module.replanned_steps, (64, 96)
     assert replanned_steps(30, 100, (64,), (1.0,), 0.5, 10.0) == 50  # 10 s at 0.5 s a step: 20 more
