@@ -65,7 +65,7 @@ from .store import (
     shard_name,
     write_json_atomic,
 )
-from .transforms import OUTPUTS, uint8_tensors
+from .transforms import OUTPUTS, resize_nearest, uint8_tensors
 
 SPLIT_NAMES = ("all", "train", "test", "unseen_train", "unseen_test")
 NUMERIC_COLUMNS = ("sample", "bg", "fg", "flip", "x", "y", "w", "h")
@@ -755,7 +755,7 @@ class VirtualFgBgDataset(Dataset):
                 for key in ("bg", "fg_bg"):
                     out[key] = F.interpolate(out[key], size=size, mode="bilinear", align_corners=False, antialias=True)
                 for key in ("mask", "depth"):
-                    out[key] = F.interpolate(out[key], size=size, mode="nearest-exact")
+                    out[key] = resize_nearest(out[key], self.size)
             if self.output == "uint8":
                 out["bg"], out["fg_bg"] = (
                     out[k].mul(255.0).round_().clamp_(0, 255).to(torch.uint8) for k in ("bg", "fg_bg")

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .data import FgBgDataset, evenly_spaced, evenly_spaced_positions, make_loader, resolve_split
@@ -23,7 +22,7 @@ from .models import build_model, load_weights
 from .runtime import choose_device
 from .store import member_names, read_manifest, read_png, write_json_atomic, write_png
 from .train import load_checkpoint, split_names, state_digest, task_outputs
-from .transforms import BatchNormaliser, make_transforms, prepare_batch
+from .transforms import BatchNormaliser, make_transforms, prepare_batch, resize_nearest
 
 THRESHOLD_CANDIDATES = tuple(np.round(np.arange(0.02, 0.52, 0.02), 2).tolist())
 SCORED = {"model": "probs", "difference_mask": "binary", "background_depth": "probs"}
@@ -95,7 +94,7 @@ class BackgroundDepths:
     def one(self, bg: int) -> torch.Tensor:
         if bg not in self.cache:
             depth = torch.from_numpy(read_png(self.root / self.files[bg]["depth_file"])).float().div(255.0)
-            depth = F.interpolate(depth[None, None], size=(self.size, self.size), mode="nearest-exact")[0]
+            depth = resize_nearest(depth[None], self.size)
             self.cache[bg] = background_depth(depth).to(self.device)
         return self.cache[bg]
 

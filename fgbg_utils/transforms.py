@@ -14,8 +14,10 @@ Choices:
   about a third of an output pixel up and left of that centre at 224 -> 96 px; measured on the
   demo dataset, its 96 px masks agree with the image-aligned (area-averaged) mask at only 0.73
   mean IoU per image, against 0.95 for the exact variant: a ceiling on any model's score.
-  ``INTER_NEAREST_EXACT`` equals torch's ``nearest-exact``, which the virtual dataset and the
-  evaluation's background depth use. ``INTER_LINEAR`` reads the four source pixels around each
+  Torch's ``nearest-exact`` is meant to be the same, but at many sizes (224 -> 40, 80, 168 px…)
+  float rounding picks the neighbouring row where a centre falls exactly between two, so the
+  virtual dataset and the evaluation's background depth use `resize_nearest`, which reads the
+  rows and columns OpenCV reads. ``INTER_LINEAR`` reads the four source pixels around each
   centre and averages no area when it shrinks, so a thin part is dashed in the image just as in
   its target (an area-averaged image would show it faintly where the target has nothing). Borders
   that the shift uncovers are 0 in every image (black RGB, no mask, depth 0 = far).
@@ -55,6 +57,20 @@ import albumentations as A
 import cv2
 import numpy as np
 import torch
+
+
+def nearest_exact_index(source: int, size: int) -> np.ndarray:
+    """The source index OpenCV's ``INTER_NEAREST_EXACT`` reads for each of `size` outputs (asked of
+    OpenCV itself: its fixed-point arithmetic is not the exact ratio either)."""
+    line = np.arange(source, dtype=np.float32)[None, :]
+    return cv2.resize(line, (size, 1), interpolation=cv2.INTER_NEAREST_EXACT)[0].astype(np.int64)
+
+
+def resize_nearest(tensor: torch.Tensor, size: int) -> torch.Tensor:
+    """(…, H, W) to (…, size, size) reading the pixels the targets' resize reads (`nearest_exact_index`)."""
+    rows, columns = (torch.from_numpy(nearest_exact_index(n, size)).to(tensor.device) for n in tensor.shape[-2:])
+    return tensor.index_select(-2, rows).index_select(-1, columns)
+
 
 SHIFT = (-0.06, 0.06)
 """The Affine's shift range, a fraction of the width and height (see the module's doc)."""

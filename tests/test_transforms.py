@@ -3,10 +3,12 @@
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from fgbg_utils.data import VirtualFgBgDataset
-from fgbg_utils.store import read_manifest
-from fgbg_utils.transforms import make_transforms
+from fgbg_utils.evaluate import BackgroundDepths
+from fgbg_utils.store import read_manifest, read_png
+from fgbg_utils.transforms import make_transforms, resize_nearest
 
 
 def _centre_sources(source: int, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -100,3 +102,25 @@ def test_shrinking_reads_images_at_the_centres_the_targets_read():
             assert (out["fg_bg"][:, 43] == 255).all() and (out["mask"][:, 43] == 1).all()
         area = cv2.resize(line * 255, (96, 96), interpolation=cv2.INTER_AREA)
         assert area.max() > 0  # the faint line an area average would show
+
+
+@pytest.mark.parametrize("source", [64, 96, 224])
+def test_resize_nearest_reads_the_pixels_opencv_reads(source):
+    """Torch's nearest-exact picks a neighbouring row at some sizes (224 -> 40 px); the virtual
+    dataset and the background-depth baseline must read what the targets' OpenCV resize reads."""
+    image = np.random.default_rng(source).integers(0, 256, (source, source), dtype=np.uint8)
+    for size in range(32, source + 1, 8):
+        expected = cv2.resize(image, (size, size), interpolation=cv2.INTER_NEAREST_EXACT)
+        assert np.array_equal(resize_nearest(torch.from_numpy(image)[None], size)[0].numpy(), expected), size
+
+
+def test_background_depth_baseline_is_resized_like_the_depth_targets(small_dataset):
+    """At 48 px, where torch's nearest-exact differs from OpenCV's from 64 px."""
+    manifest = read_manifest(small_dataset)
+    baseline = BackgroundDepths(small_dataset, manifest, 48, torch.device("cpu"))
+    transform = make_transforms(48, train=False, stats=manifest["statistics"], output="uint8")
+    for bg in range(len(manifest["backgrounds"])):
+        stored = read_png(small_dataset / manifest["backgrounds"][bg]["depth_file"])
+        rgb = np.zeros((*stored.shape, 3), np.uint8)
+        target = transform.augment(rgb, rgb, np.zeros_like(stored), stored)["depth"]
+        assert np.array_equal((baseline(torch.tensor([bg]))[0, 0] * 255).round().numpy(), target)
