@@ -678,6 +678,9 @@ def merge(root: Path, sources: list[Path] = ()) -> Path:
     folders holding slices), check that every shard is there and from the same settings, then
     write index.csv and data_manifest.json."""
     root = Path(root)
+    missing = [str(folder) for folder in map(Path, sources) if not folder.is_dir()]
+    if missing:
+        raise FileNotFoundError(f"merge: no such folder: {', '.join(missing)}")
     root.mkdir(parents=True, exist_ok=True)
     slices = []
     for folder in [root, *map(Path, sources)]:

@@ -139,6 +139,8 @@ def test_slices_merge_into_the_whole_build(small_dataset, tmp_path):
     assert not (first / "data_manifest.json").exists()
     with pytest.raises(ValueError, match="missing"):
         merge(first)
+    with pytest.raises(FileNotFoundError, match=f"merge: no such folder: {tmp_path / 'typo'}"):
+        merge(first, [second, tmp_path / "typo"])
     merge(first, [second])
     assert shard_digests(first) == shard_digests(small_dataset)
     merged, whole = read_manifest(first), read_manifest(small_dataset)
