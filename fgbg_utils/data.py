@@ -172,37 +172,45 @@ def make_splits(root: Path, seed: int = 0, test_fraction: float = 0.3) -> dict:
     random_test = np.sort(samples[permutation[:n_test]])
     random_train = np.sort(samples[permutation[n_test:]])
 
-    rng = np.random.default_rng([seed, 1])
-    n_bg, n_fg = len(manifest["backgrounds"]), len(manifest["foregrounds"])
-    foregrounds_known = not is_import(manifest)
-    if n_bg < 2 or (foregrounds_known and n_fg < 2):
-        raise ValueError(f"{root}: an unseen split needs at least 2 backgrounds and 2 foregrounds")
-    held_bg = _held_out(rng, n_bg, test_fraction)
-    held_fg = _held_out(rng, n_fg, test_fraction) if foregrounds_known else np.zeros(0, dtype=np.int64)
-    test_bg = np.isin(index["bg"], held_bg)
-    test_fg = np.isin(index["fg"], held_fg) if foregrounds_known else test_bg
-    unseen_test = samples[test_bg & test_fg]
-    unseen_train = samples[~test_bg & ~test_fg]
     splits = {
         "seed": seed,
         "test_fraction": test_fraction,
         "samples": n,
         "dataset": manifest["generation"]["parameters"],
         "random": {"train": random_train.tolist(), "test": random_test.tolist()},
-        "unseen": {
-            "held_out_bg": held_bg.tolist(),
-            "held_out_fg": held_fg.tolist(),
-            "counts": {
-                "train": len(unseen_train),
-                "test": len(unseen_test),
-                "left_out": n - len(unseen_train) - len(unseen_test),
-            },
-            "train": unseen_train.tolist(),
-            "test": unseen_test.tolist(),
-        },
+        "unseen": _unseen_split(root, manifest, index, seed, test_fraction),
     }
     write_json_atomic(root / SPLITS_NAME, splits)
     return splits
+
+
+def _unseen_split(root: Path, manifest: dict, index: dict[str, np.ndarray], seed: int, test_fraction: float) -> dict:
+    """The `unseen` part of `make_splits`; where the dataset has too few backgrounds or foregrounds
+    to hold any out, empty and marked ``unavailable`` (the random split still serves)."""
+    samples = index["sample"].astype(np.int64)
+    rng = np.random.default_rng([seed, 1])
+    n_bg, n_fg = len(manifest["backgrounds"]), len(manifest["foregrounds"])
+    foregrounds_known = not is_import(manifest)
+    if n_bg < 2 or (foregrounds_known and n_fg < 2):
+        reason = f"{root}: an unseen split needs at least 2 backgrounds and 2 foregrounds; use the random split"
+        return {"unavailable": reason, "train": [], "test": []}
+    held_bg = _held_out(rng, n_bg, test_fraction)
+    held_fg = _held_out(rng, n_fg, test_fraction) if foregrounds_known else np.zeros(0, dtype=np.int64)
+    test_bg = np.isin(index["bg"], held_bg)
+    test_fg = np.isin(index["fg"], held_fg) if foregrounds_known else test_bg
+    unseen_test = samples[test_bg & test_fg]
+    unseen_train = samples[~test_bg & ~test_fg]
+    return {
+        "held_out_bg": held_bg.tolist(),
+        "held_out_fg": held_fg.tolist(),
+        "counts": {
+            "train": len(unseen_train),
+            "test": len(unseen_test),
+            "left_out": len(samples) - len(unseen_train) - len(unseen_test),
+        },
+        "train": unseen_train.tolist(),
+        "test": unseen_test.tolist(),
+    }
 
 
 def load_splits(root: Path, seed: int | None = None, test_fraction: float | None = None) -> dict:
@@ -240,6 +248,8 @@ def resolve_split(root: Path, split: str | Sequence[int], index: dict[str, np.nd
             raise ValueError(f"unknown split {split!r}: choose one of {', '.join(SPLIT_NAMES)} or pass sample ids")
         splits = load_splits(root)
         family, part = ("unseen", split[len("unseen_") :]) if split.startswith("unseen_") else ("random", split)
+        if "unavailable" in splits[family]:
+            raise ValueError(splits[family]["unavailable"])
         return split, np.asarray(splits[family][part], dtype=np.int64)
     return "custom", np.asarray(list(split), dtype=np.int64)
 

@@ -175,3 +175,15 @@ def test_cli_names_what_is_not_a_checkpoint_or_a_device(dataset, checkpoint, tmp
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert main(["evaluate", "--data", str(dataset), "--checkpoint", str(checkpoint), "--device", "cuda"]) == 2
     assert "device 'cuda': this machine has no CUDA GPU" in capsys.readouterr().err
+
+
+def test_one_background_trains_and_scores_on_the_random_split(tmp_path):
+    """Nothing to hold out for `unseen`: that split is refused by name, the random one serves."""
+    data = tmp_path / "one"
+    make_dataset(data, BuildConfig(n_bg=1, n_fg=3, placements=2, size=64), workers=1, progress=False)
+    with pytest.raises(ValueError, match="unseen split needs at least 2 backgrounds"):
+        train(TrainConfig(data=str(data), out=str(tmp_path / "u"), steps=1, sizes=(32,), progress=False))
+    run = TrainConfig(str(data), str(tmp_path / "r"), split="random", steps=1, batch_size=4, sizes=(32,))
+    assert train(run)["steps"] == 1
+    result = evaluate(data, latest_checkpoint(run.out), progress=False)
+    assert result["split"] == "test" and result["samples"] == len(load_splits(data)["random"]["test"]) > 0
