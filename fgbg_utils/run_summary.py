@@ -82,9 +82,11 @@ def _unseen(scores: dict | None) -> dict | None:
         "depth_rmse": metrics["depth_rmse"],
         "depth_rmse_m": metrics.get("depth_rmse_m"),
         "depth_delta1": metrics["depth_delta1"],
+        "depth_object_rmse": metrics.get("depth_object_rmse"),
         "baseline_mask_iou": mask_baseline.get("mask_iou"),
         "baseline_depth_rmse": depth_baseline.get("depth_rmse"),
         "baseline_depth_delta1": depth_baseline.get("depth_delta1"),
+        "baseline_depth_object_rmse": depth_baseline.get("depth_object_rmse"),
     }
 
 
@@ -157,6 +159,10 @@ def _rows(summary: dict) -> list[tuple[str, str]]:
             ("unseen depth RMSE", f"{unseen['depth_rmse']:.4f}{_note(f'0..1 inverse depth{metres}', rmse_baseline)}"),
             ("unseen depth δ1", f"{unseen['depth_delta1']:.4f}{_note(delta_baseline)}"),
         ]
+        if unseen.get("depth_object_rmse") is not None:  # scores of earlier revisions lack it
+            object_baseline = _baseline(unseen["baseline_depth_object_rmse"], "background-depth")
+            note = _note("inside the true mask", object_baseline)
+            rows.append(("unseen depth RMSE on the object", f"{unseen['depth_object_rmse']:.4f}{note}"))
     else:
         rows.append(("unseen scores", NOT_FOUND))
     return rows

@@ -154,10 +154,11 @@ def finished_run(tmp_path) -> tuple[Path, Path]:
                 "depth_rmse": 0.0456,
                 "depth_rmse_m": 7.5,
                 "depth_delta1": 0.8312,
+                "depth_object_rmse": 0.0712,
             },
             "baselines": {
                 "difference_mask": {"mask_iou": 0.6},
-                "background_depth": {"depth_rmse": 0.05, "depth_delta1": 0.9},
+                "background_depth": {"depth_rmse": 0.05, "depth_delta1": 0.9, "depth_object_rmse": 0.2},
             },
         },
         out / "notebooks" / "timings.json": {
@@ -202,6 +203,7 @@ def test_summary_reads_the_values_the_run_left(finished_run):
         "| unseen mask IoU | 0.7123 (unseen_test, 360 images; difference-mask baseline 0.6000) |",
         "| unseen depth RMSE | 0.0456 (0..1 inverse depth, 7.50 m; background-depth baseline 0.0500) |",
         "| unseen depth δ1 | 0.8312 (background-depth baseline 0.9000) |",
+        "| unseen depth RMSE on the object | 0.0712 (inside the true mask; background-depth baseline 0.2000) |",
         "| 06_train | 11.0 | ok |",
         "| total | 12.5 | |",
     ):
