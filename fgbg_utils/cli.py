@@ -139,7 +139,8 @@ def _add_train(commands) -> None:
     from .train import OPTIMIZERS, TrainConfig
 
     defaults = TrainConfig(data="", out="")
-    p = commands.add_parser("train", help="train a model (resumable; DDP under torchrun)")
+    # No abbreviations: a resume must know which options were written out (`given_options`).
+    p = commands.add_parser("train", help="train a model (resumable; DDP under torchrun)", allow_abbrev=False)
     p.add_argument("--data", required=True, help="dataset folder")
     p.add_argument("--out", required=True, help="run folder (config, metrics, checkpoints)")
     p.add_argument("--model", default=defaults.model)
@@ -168,19 +169,27 @@ def _add_train(commands) -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.add_argument("--resume", action="store_true", help="continue from the run's newest checkpoint in RUN/checkpoints")
+    p.set_defaults(option_dests={option: action.dest for action in p._actions for option in action.option_strings})
+
+
+def given_options(argv: list[str], option_dests: dict[str, str]) -> set[str]:
+    """The config fields whose options are written in `argv` (``--lr 0.1`` or ``--lr=0.1``), even
+    when equal to their default: a resume refuses those that differ from the run's."""
+    return {option_dests[token.split("=", 1)[0]] for token in argv if token.split("=", 1)[0] in option_dests}
 
 
 def train_command(args) -> int:
     from .losses import LossWeights
     from .train import TrainConfig, train
 
-    options = {k: v for k, v in vars(args).items() if k not in ("command", "amp", "loss_weights")}
+    skipped = ("command", "amp", "loss_weights", "option_dests", "given")
+    options = {k: v for k, v in vars(args).items() if k not in skipped}
     config = TrainConfig(
         **options,
         amp={"auto": None, "on": True, "off": False}[args.amp],
         loss_weights={**LossWeights().to_dict(), **(args.loss_weights or {})},
     )
-    summary = train(config)
+    summary = train(config, given=args.given)
     print(json.dumps({k: summary[k] for k in ("steps", "epoch", "minutes", "stopped", "best")}))
     return 0
 
@@ -303,7 +312,10 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    if args.command == "train":
+        args.given = given_options(argv, args.option_dests)
     try:
         return COMMANDS[args.command](args)
     except (AssetError, BuildInputError, OSError, ValueError) as error:  # OSError names its path

@@ -169,7 +169,9 @@ class GeometricDepth(DepthSource):
 
 MIDAS_REPO = "intel-isl/MiDaS:v3_1"
 """Pinned to the v3.1 release tag (its hubconf still defines MiDaS small, with the v2.1 small weights):
-the default branch may change under a course, and two builds must draw the same depth."""
+the default branch may change under a course, and two builds must draw the same depth. That hubconf
+builds the small model's EfficientNet-Lite3 backbone through torch.hub from
+rwightman/gen-efficientnet-pytorch, unpinned; its weights are then replaced by MiDaS's own."""
 MIDAS_MODEL = "MiDaS_small"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from .metrics import MetricAccumulator, background_depth, choose_difference_thre
 from .models import build_model, load_weights
 from .runtime import choose_device
 from .store import member_names, read_manifest, read_png, write_json_atomic, write_png
-from .train import load_checkpoint, split_names, state_digest, task_outputs
+from .train import load_checkpoint, split_names, state_digest, task_outputs, trained_on
 from .transforms import BatchNormaliser, make_transforms, prepare_batch, resize_nearest
 
 THRESHOLD_CANDIDATES = tuple(np.round(np.arange(0.02, 0.52, 0.02), 2).tolist())
@@ -46,27 +47,45 @@ def evaluation_size(config: dict, manifest: dict, size: int | None = None) -> in
     return int(sizes[-1]) if sizes else int(manifest["generation"]["parameters"]["size"])
 
 
-def refuse_training_samples(root: Path, scored: FgBgDataset, config: dict, checkpoint: str | Path) -> None:
+def refuse_training_samples(
+    root: Path, scored: FgBgDataset, state: dict, manifest: dict, checkpoint: str | Path
+) -> None:
     """Raise if the scored split holds samples the checkpoint was trained on, unless it is that very
     training split (asked for to see the fit). A model trained on the random split and scored on
-    ``unseen_test`` would otherwise be graded partly on what it learnt from."""
-    trained_on, own_test = split_names(config.get("split", "unseen"))
-    if scored.split_name == trained_on:
+    ``unseen_test`` would otherwise be graded partly on what it learnt from. Another dataset than
+    the checkpoint's own holds none of them (`trained_on`; when it cannot tell, it assumes the same)."""
+    train_split, own_test = split_names(state["config"].get("split", "unseen"))
+    if scored.split_name == train_split or trained_on(state, root, manifest) is False:
         return
-    seen = np.intersect1d(scored.samples, resolve_split(root, trained_on, scored.index)[1])
+    seen = np.intersect1d(scored.samples, resolve_split(root, train_split, scored.index)[1])
     if len(seen):
         raise ValueError(
-            f"{checkpoint}: trained on {trained_on!r}, which holds {len(seen):,} of the {len(scored.samples):,} "
+            f"{checkpoint}: trained on {train_split!r}, which holds {len(seen):,} of the {len(scored.samples):,} "
             f"samples of {scored.split_name!r}; score it on {own_test!r}"
         )
 
 
 def check_outputs(json_out: str | Path | None, save_predictions: str | Path | None) -> None:
     """Refuse output paths that cannot be written before scoring, not after it."""
-    if json_out is not None and Path(json_out).is_dir():
-        raise ValueError(f"{json_out}: a folder; the results go to a file (e.g. {Path(json_out) / 'scores.json'})")
-    if save_predictions is not None and Path(save_predictions).exists() and not Path(save_predictions).is_dir():
-        raise ValueError(f"{save_predictions}: a file; predictions go to a folder")
+    if json_out is not None:
+        if Path(json_out).is_dir():
+            raise ValueError(f"{json_out}: a folder; the results go to a file (e.g. {Path(json_out) / 'scores.json'})")
+        _check_writable_folder(Path(json_out).parent, json_out)
+    if save_predictions is not None:
+        if Path(save_predictions).exists() and not Path(save_predictions).is_dir():
+            raise ValueError(f"{save_predictions}: a file; predictions go to a folder")
+        _check_writable_folder(Path(save_predictions), save_predictions)
+
+
+def _check_writable_folder(folder: Path, wanted: str | Path) -> None:
+    """`folder` exists and is writable, or can be made: its nearest existing ancestor is a writable folder."""
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{wanted}: cannot be written, {existing} is a file")
+    if not os.access(existing, os.W_OK):
+        raise ValueError(f"{wanted}: cannot be written, {existing} is not writable")
 
 
 def load_model(checkpoint: dict, device: torch.device, path: str | Path = "checkpoint") -> torch.nn.Module:
@@ -181,7 +200,7 @@ def evaluate(
     dataset = FgBgDataset(root, split, transform=transform)
     if len(dataset) == 0:
         raise ValueError(f"{root}: split {dataset.split_name!r} has no samples")
-    refuse_training_samples(root, dataset, state["config"], checkpoint)
+    refuse_training_samples(root, dataset, state, manifest, checkpoint)
     positions = evenly_spaced_positions(len(dataset), limit)
     threshold = choose_threshold(root, threshold_split(split), transform, batch_size, threshold_samples)
     mode = state["config"].get("mode", "joint")

@@ -165,9 +165,9 @@ def depth_stats(pred: Tensor, target: Tensor, ssim_window: int = 7, region: Tens
     for k in (1, 2, 3):
         stats[f"delta{k}"] = (ratio < DELTA_BASE**k).double().mean(1)
     if region is not None:
-        if region.shape != target.shape:
+        if _per_image_shape(region) != _per_image_shape(target):  # a mask with or without its channel
             raise ValueError(f"depth region {tuple(region.shape)} and target {tuple(target.shape)} differ in shape")
-        inside = (region.to(pred.device) > 0.5).flatten(1).double()
+        inside = (region.to(pred.device) > 0.5).reshape(error.shape).double()
         pixels = inside.sum(1)
         share = torch.where(pixels > 0, 1.0 / pixels, torch.nan)
         stats["object_rmse"] = ((error.pow(2) * inside).sum(1) * share).sqrt()

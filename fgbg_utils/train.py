@@ -43,7 +43,7 @@ from .losses import FgBgLoss, LossWeights, NonFiniteLossError
 from .metrics import MetricAccumulator
 from .models import DEFAULT_MODEL, build_model, load_weights
 from .runtime import choose_device, worker_context
-from .store import atomic_path, read_manifest, write_bytes_atomic, write_json_atomic
+from .store import MANIFEST_NAME, atomic_path, read_manifest, write_bytes_atomic, write_json_atomic
 from .transforms import BatchNormaliser, make_transforms, prepare_batch
 
 SPLIT_FAMILIES = {"unseen": ("unseen_train", "unseen_test"), "random": ("train", "test")}
@@ -498,7 +498,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise ValueError(f"{path}: a folder, not a checkpoint file (for a run: RUN/checkpoints/last.pt)")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
+    except OSError:  # missing, unreadable: the CLI names the path
         raise
     except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError, IndexError… by format
         text = str(error).strip()
@@ -919,27 +919,56 @@ def time_steps(
 
 
 def dataset_identity(manifest: dict) -> dict:
-    """What makes two dataset folders the same dataset for a resume: build settings and sample count."""
-    return {"parameters": manifest["generation"]["parameters"], "samples": manifest["counts"]["samples"]}
+    """What makes two dataset folders the same dataset (for a resume on a moved copy, and for knowing
+    which samples a checkpoint trained on): build settings, sample count and the sources' sha256."""
+    return {
+        "parameters": manifest["generation"]["parameters"],
+        "samples": manifest["counts"]["samples"],
+        "backgrounds": [info["sha256"] for info in manifest["backgrounds"]],
+        "foregrounds": [info["sha256"] for info in manifest["foregrounds"]],
+    }
 
 
-def options_a_resume_would_ignore(config: TrainConfig, stored: dict, manifest: dict) -> list[str]:
-    """The options of `config` set away from their defaults to values other than the run's
-    (`stored`): a resume takes those from the checkpoint, so they would be dropped unseen."""
-    given = replace(config, loss_weights=dict(config.loss_weights))
-    fit_loss_weights(given, manifest)  # the run's weights were fitted to the dataset the same way
-    mine, defaults = given.to_dict(), TrainConfig(data=config.data, out=config.out).to_dict()
+def trained_on(checkpoint: dict, root: Path, manifest: dict) -> bool | None:
+    """Whether `checkpoint` was trained on the dataset in `root`; None when it cannot tell (a
+    checkpoint of an earlier revision, whose dataset folder is gone)."""
+    if "dataset" in checkpoint:
+        return checkpoint["dataset"] == dataset_identity(manifest)
+    stored = Path(checkpoint["config"]["data"])
+    if not (stored / MANIFEST_NAME).exists():
+        return None
+    return stored.resolve() == Path(root).resolve() or dataset_identity(read_manifest(stored)) == dataset_identity(
+        manifest
+    )
+
+
+def options_a_resume_would_ignore(
+    config: TrainConfig, stored: dict, manifest: dict, given: set[str] | None = None
+) -> list[str]:
+    """The options of `config` that differ from the run's (`stored`): a resume takes those from the
+    checkpoint, so they would be dropped unseen. `given` limits the check to the options written
+    on a command line; from Python, every field counts (``steps=None`` stands for the run's)."""
+    mine, theirs = (replace(c, loss_weights=dict(c.loss_weights)) for c in (config, TrainConfig.from_dict(stored)))
+    for fitted in (mine, theirs):  # compared as trained: the run's weights were fitted to this dataset
+        fit_loss_weights(fitted, manifest)
+    mine_values, their_values = mine.to_dict(), theirs.to_dict()
     return [
-        f"{name} {mine[name]!r} (the run's: {stored.get(name)!r})"
-        for name in mine
-        if name not in SESSION_FIELDS and mine[name] != defaults[name] and mine[name] != stored.get(name)
+        f"{name} {mine_values[name]!r} (the run's: {their_values[name]!r})"
+        for name in mine_values
+        if name not in SESSION_FIELDS
+        and (given is None or name in given)
+        and not (name == "steps" and mine_values[name] is None)
+        and mine_values[name] != their_values[name]
     ]
 
 
-def resolve_config(config: TrainConfig, resume: bool) -> tuple[TrainConfig, tuple[Path, dict] | None]:
+def resolve_config(
+    config: TrainConfig, resume: bool, given: set[str] | None = None
+) -> tuple[TrainConfig, tuple[Path, dict] | None]:
     """The config to run and the checkpoint to continue from (its path and contents): on resume the
-    checkpoint's config wins except for SESSION_FIELDS, so the schedule cannot drift; options given
-    otherwise, or another dataset, are refused rather than silently dropped."""
+    checkpoint's config wins except for SESSION_FIELDS, so the schedule cannot drift; another
+    dataset, or options set otherwise (`options_a_resume_would_ignore`), are refused rather than
+    silently dropped."""
     config.validate()
     if not resume:
         if config.steps is None and config.minutes is None:
@@ -950,25 +979,33 @@ def resolve_config(config: TrainConfig, resume: bool) -> tuple[TrainConfig, tupl
         raise FileNotFoundError(f"{checkpoint_dir(config.out)}: no checkpoint to resume from")
     checkpoint = load_checkpoint(path)
     manifest = read_manifest(Path(config.data))
-    if ignored := options_a_resume_would_ignore(config, checkpoint["config"], manifest):
+    same = trained_on(checkpoint, Path(config.data), manifest)
+    if same is False:
+        raise ValueError(
+            f"{config.data}: not the dataset {path} was trained on (other build settings, sources or sample "
+            "count); resume on that dataset"
+        )
+    if same is None:
+        raise ValueError(
+            f"{path} was trained on {checkpoint['config']['data']}, which is gone, and (saved by an earlier "
+            "revision) it cannot tell whether this is the same dataset: put the dataset back there"
+        )
+    if ignored := options_a_resume_would_ignore(config, checkpoint["config"], manifest, given):
         raise ValueError(
             f"{config.out}: a resume continues the run as it was configured, and these options differ from it: "
-            f"{'; '.join(ignored)}. Leave them out, or start a new run (another --out) to change them"
-        )
-    if "dataset" in checkpoint and dataset_identity(manifest) != checkpoint["dataset"]:
-        raise ValueError(
-            f"{config.data}: not the dataset {path} was trained on (other build settings or sample count); "
-            "resume on that dataset"
+            f"{'; '.join(ignored)}. Give the run's values (or leave them out on the command line), or start a "
+            "new run (another --out) to change them"
         )
     merged = checkpoint["config"] | {name: getattr(config, name) for name in SESSION_FIELDS}
     return TrainConfig.from_dict(merged), (path, checkpoint)
 
 
-def train(config: TrainConfig, resume: bool | None = None) -> dict:
+def train(config: TrainConfig, resume: bool | None = None, given: set[str] | None = None) -> dict:
     """Train as `config` says and return a summary: steps, minutes, stop reason, final and best
-    metrics, the weights' sha256. `resume` (or `config.resume`) continues from out/checkpoints."""
+    metrics, the weights' sha256. `resume` (or `config.resume`) continues from out/checkpoints;
+    `given` names the options a command line wrote out (see `options_a_resume_would_ignore`)."""
     started = time.perf_counter()
-    config, resume_from = resolve_config(config, config.resume if resume is None else resume)
+    config, resume_from = resolve_config(config, config.resume if resume is None else resume, given)
     ranks = start_distributed(config.device)
     try:
         with global_settings(config, ranks.device):

@@ -151,10 +151,11 @@ figure = learning_curves(run_dir)
 #
 # - **Difference mask**: pixels where `|fg_bg - bg|` exceeds a threshold, the threshold chosen on
 #   the *training* split. It is what a model must beat to have learned anything about objects.
-# - **Background depth**: the scene's true depth without the object (which the model is never
-#   given). It is right everywhere but under the object, a few percent of the image, so it scores
-#   well on the whole image; `depth_object_rmse`, over the true mask's pixels alone, is where a
-#   model must beat it.
+# - **Background depth**: the background's stored depth map, the scene without the object (its
+#   true depth in the demo's geometric builds; a prior or MiDaS's estimate otherwise), which the
+#   model is never given. On the demo it is right everywhere but under the object, a few percent
+#   of the image, so it scores well on the whole image; `depth_object_rmse`, over the true mask's
+#   pixels alone, is where a model must beat it.
 #
 # Mask IoU and Dice at 0.5, depth RMSE and MAE on the stored 0..1 scale, AbsRel and δ1..3 in
 # metres (the inverse-depth encoding decoded), SSIM (7x7 window).

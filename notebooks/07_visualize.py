@@ -130,9 +130,10 @@ figure = learning_curves(run_dir)
 #   window); and the depth RMSE inside the true mask alone (`depth_object_rmse`).
 # - **difference_mask**: `|fg_bg - bg|` above a threshold chosen on the *training* split. A model
 #   that does not beat it has learned nothing about objects.
-# - **background_depth**: the background's true depth, ignoring the object. The model is never
-#   given it, and it is right everywhere but under the object, a few percent of the image: so it
-#   scores well on the whole image, and the model must beat it where the object is
+# - **background_depth**: the background's stored depth map (its true depth in the demo's geometric
+#   builds; a prior or MiDaS's estimate otherwise), ignoring the object. The model is never
+#   given it, and on the demo it is right everywhere but under the object, a few percent of the
+#   image: so it scores well on the whole image, and the model must beat it where the object is
 #   (`depth_object_rmse`).
 
 # %%

@@ -140,6 +140,11 @@ def test_the_default_split_is_the_checkpoints_own_test_split(dataset, checkpoint
     with pytest.raises(ValueError, match=f"trained on 'train', which holds {overlap:,} of the .* score it on 'test'"):
         evaluate(dataset, random_run, split="unseen_test", limit=2, progress=False)
     assert evaluate(dataset, random_run, split="train", limit=2, progress=False)["split"] == "train"
+    other = tmp_path / "other"
+    make_dataset(other, BuildConfig(n_bg=6, n_fg=6, placements=2, size=64, seed=9), workers=1, progress=False)
+    assert evaluate(other, random_run, split="unseen_test", limit=2, progress=False)["samples"] == 2, (
+        "another dataset holds none of its training samples"
+    )
 
 
 def test_size_sets_the_scoring_size(dataset, checkpoint):
@@ -155,6 +160,8 @@ def test_outputs_that_cannot_be_written_are_refused_before_scoring(dataset, chec
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match="file: a file; predictions go to a folder"):
         evaluate(dataset, checkpoint, save_predictions=tmp_path / "file", progress=False)
+    with pytest.raises(ValueError, match=f"cannot be written, {tmp_path / 'file'} is a file"):
+        evaluate(dataset, checkpoint, json_out=tmp_path / "file" / "deeper" / "scores.json", progress=False)
 
 
 def test_cli_names_what_is_not_a_checkpoint_or_a_device(dataset, checkpoint, tmp_path, capsys, monkeypatch):

@@ -585,6 +585,10 @@ def test_depth_inside_the_object_against_numpy():
     summary = summarize_depth({k: v.numpy() for k, v in stats.items()})
     assert summary["depth_object_rmse"] == pytest.approx(np.mean(expected_rmse), rel=1e-12)
     assert summary["depth_object_delta1"] == pytest.approx(np.mean(expected_delta), rel=1e-12)
+    without_channel = depth_stats(
+        torch.from_numpy(pred), torch.from_numpy(target), region=torch.from_numpy(region[:, 0])
+    )
+    assert torch.equal(without_channel["object_rmse"][:2], stats["object_rmse"][:2])
     whole = summarize_depth(
         {k: v.numpy() for k, v in depth_stats(torch.from_numpy(pred), torch.from_numpy(target)).items()}
     )

@@ -364,6 +364,45 @@ def test_a_resume_refuses_what_it_would_ignore_and_follows_a_moved_dataset(datas
         train(quick_config(other, out, steps=4, resume=True))
 
 
+def test_a_command_line_resume_checks_the_options_written_out(dataset, tmp_path, capsys):
+    """Left out, an option is the run's; written out, even at its default value, it must be the run's."""
+    config = quick_config(dataset, tmp_path / "cli", steps=4, checkpoint_every_steps=2, lr=6e-3)
+    assert main(cli_train_args(config)) == 0
+    step_checkpoint(config.out, 4).unlink()
+    (Path(config.out) / "checkpoints" / "last.pt").unlink()
+    base = ["train", "--data", config.data, "--out", config.out, "--resume", "--no-progress"]
+    assert main([*base, "--lr", "0.003"]) == 2
+    assert "lr 0.003 (the run's: 0.006)" in capsys.readouterr().err
+    assert main(base) == 0
+    assert load_checkpoint(Path(config.out) / "checkpoints" / "last.pt")["step"] == 4
+
+
+def test_checkpoints_of_earlier_revisions_resume_where_they_can_tell_the_dataset(dataset, tmp_path):
+    """No recorded dataset: its own folder is it; a moved copy is refused while that folder is gone
+    (nothing says it is the same), and accepted once it is back. Weights stored before the geometric
+    terms were fitted (an import, MiDaS) are compared as fitted."""
+    data = tmp_path / "data"
+    shutil.copytree(dataset, data)
+    manifest = json.loads((data / "data_manifest.json").read_text())
+    manifest["generation"]["depth"] = {"source": "midas", "exact": False}
+    (data / "data_manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "run"
+    train(quick_config(data, out, steps=4, checkpoint_every_steps=2))
+    step_checkpoint(out, 4).unlink()
+    (out / "checkpoints" / "last.pt").unlink()
+    path = step_checkpoint(out, 2)
+    state = load_checkpoint(path)
+    del state["dataset"]
+    state["config"]["loss_weights"] = LossWeights().to_dict()  # as an earlier revision stored them
+    save_checkpoint(path, state)
+    moved = tmp_path / "moved"
+    data.rename(moved)
+    with pytest.raises(ValueError, match="which is gone, and .* cannot tell whether this is the same dataset"):
+        train(quick_config(moved, out, steps=4, checkpoint_every_steps=2, resume=True))
+    moved.rename(data)
+    assert train(quick_config(data, out, steps=4, checkpoint_every_steps=2, resume=True))["steps"] == 4
+
+
 def test_replanned_steps_fit_the_time_left_at_each_sizes_cost():
     replanned_steps, sizes = train_module.replanned_steps, (64, 96)
     assert replanned_steps(30, 100, (64,), (1.0,), 0.5, 10.0) == 50  # 10 s at 0.5 s a step: 20 more
