@@ -681,13 +681,13 @@ def merge(root: Path, sources: list[Path] = ()) -> Path:
     missing = [str(folder) for folder in map(Path, sources) if not folder.is_dir()]
     if missing:
         raise FileNotFoundError(f"merge: no such folder: {', '.join(missing)}")
-    root.mkdir(parents=True, exist_ok=True)
     slices = []
     for folder in [root, *map(Path, sources)]:
         for path in sorted(folder.glob("data_manifest.slice-*-of-*.json")):
             slices.append((folder, path, json.loads(path.read_text())))
     if not slices:
         raise FileNotFoundError(f"{root}: no slice manifests (data_manifest.slice-I-of-N.json) to merge")
+    root.mkdir(parents=True, exist_ok=True)
     first = slices[0][2]
     config = BuildConfig(**first["generation"]["parameters"])
     digests = {}

@@ -141,6 +141,9 @@ def test_slices_merge_into_the_whole_build(small_dataset, tmp_path):
         merge(first)
     with pytest.raises(FileNotFoundError, match=f"merge: no such folder: {tmp_path / 'typo'}"):
         merge(first, [second, tmp_path / "typo"])
+    with pytest.raises(FileNotFoundError, match="no slice manifests"):
+        merge(tmp_path / "nope")
+    assert not (tmp_path / "nope").exists()
     merge(first, [second])
     assert shard_digests(first) == shard_digests(small_dataset)
     merged, whole = read_manifest(first), read_manifest(small_dataset)
