@@ -920,12 +920,12 @@ def time_steps(
 
 def dataset_identity(manifest: dict) -> dict:
     """What makes two dataset folders the same dataset (for a resume on a moved copy, and for knowing
-    which samples a checkpoint trained on): build settings, sample count and the sources' sha256."""
+    which samples a checkpoint trained on): build settings, sample count and every shard's sha256,
+    as the manifest records them (a copy keeps them; two imports of the same shape do not share them)."""
     return {
         "parameters": manifest["generation"]["parameters"],
         "samples": manifest["counts"]["samples"],
-        "backgrounds": [info["sha256"] for info in manifest["backgrounds"]],
-        "foregrounds": [info["sha256"] for info in manifest["foregrounds"]],
+        "shards": [entry["sha256"] for entry in manifest["shards"]],
     }
 
 
@@ -982,7 +982,7 @@ def resolve_config(
     same = trained_on(checkpoint, Path(config.data), manifest)
     if same is False:
         raise ValueError(
-            f"{config.data}: not the dataset {path} was trained on (other build settings, sources or sample "
+            f"{config.data}: not the dataset {path} was trained on (other build settings, shards or sample "
             "count); resume on that dataset"
         )
     if same is None:
