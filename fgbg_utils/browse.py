@@ -34,7 +34,16 @@ from .data import FgBgDataset, evenly_spaced, evenly_spaced_positions, make_load
 from .evaluate import evaluate, load_model, prepare_scoring
 from .metrics import ID_KEYS, MetricAccumulator, mask_stats
 from .runtime import in_colab
-from .train import TrainConfig, latest_checkpoint, load_checkpoint, read_metrics, state_digest, train
+from .store import read_manifest
+from .train import (
+    TrainConfig,
+    dataset_identity,
+    latest_checkpoint,
+    load_checkpoint,
+    read_metrics,
+    state_digest,
+    train,
+)
 from .transforms import prepare_batch
 from .viz import figure_png
 
@@ -251,7 +260,7 @@ def loadable_checkpoint(run_dir: str | Path) -> Path | None:
         return None
     try:
         load_model(load_checkpoint(checkpoint), torch.device("cpu"), checkpoint)
-    except (RuntimeError, KeyError, ValueError) as error:  # RuntimeError: a file torch.load cannot read
+    except (OSError, RuntimeError, KeyError, ValueError) as error:  # RuntimeError: a file torch.load cannot read
         reason = " ".join(str(error).split()).removeprefix(f"{checkpoint}: ")  # named once, below
         reason = reason if len(reason) <= 160 else reason[:157] + "..."
         print(f"{checkpoint}: does not load into the current model code ({reason}); not used")
@@ -284,14 +293,23 @@ def load_or_evaluate(
     run_dir: str | Path, data_dir: str | Path, checkpoint: str | Path, split: str = "unseen_test", **options
 ) -> dict:
     """The scores of `checkpoint` on `split` beside the baselines: ``run_dir/eval_file(split)``
-    when it scored these very weights on this split (notebook 06 writes it), else
-    `fgbg_utils.evaluate.evaluate`, written there. Weights, not the step: another run trained
-    into the same folder for as many steps has other weights."""
+    when it scored these very weights on this split of this dataset, with the same `limit` and
+    `size` (notebook 06 writes it), else `fgbg_utils.evaluate.evaluate`, written there. Weights,
+    not the step: another run trained into the same folder for as many steps has other weights."""
     path = Path(run_dir) / eval_file(split)
     weights = state_digest(load_checkpoint(checkpoint)["model"])
     if path.exists():
         result = json.loads(path.read_text())
-        if result.get("split") == split and result.get("weights_sha256") == weights:
+        wanted = {
+            "split": split,
+            "weights_sha256": weights,
+            "dataset": dataset_identity(Path(data_dir), read_manifest(Path(data_dir))),
+            "limit": options.get("limit"),
+        }
+        if all(result.get(key) == value for key, value in wanted.items()) and options.get("size") in (
+            None,
+            result.get("size"),
+        ):
             return result
     return evaluate(data_dir, checkpoint, split=split, json_out=path, **options)
 

@@ -22,7 +22,7 @@ from .metrics import MetricAccumulator, background_depth, choose_difference_thre
 from .models import build_model, load_weights
 from .runtime import choose_device
 from .store import member_names, read_manifest, read_png, write_json_atomic, write_png
-from .train import load_checkpoint, split_names, state_digest, task_outputs, trained_on
+from .train import dataset_identity, load_checkpoint, split_names, state_digest, task_outputs, trained_on
 from .transforms import BatchNormaliser, make_transforms, prepare_batch, resize_nearest
 
 THRESHOLD_CANDIDATES = tuple(np.round(np.arange(0.02, 0.52, 0.02), 2).tolist())
@@ -226,6 +226,7 @@ def evaluate(
         "model": state["config"]["model"],
         "step": state["step"],
         "weights_sha256": state_digest(state["model"]),
+        "dataset": dataset_identity(root, manifest),
         "size": size,
         "samples": len(positions),
         "limit": limit,

@@ -43,7 +43,15 @@ from .losses import FgBgLoss, LossWeights, NonFiniteLossError
 from .metrics import MetricAccumulator
 from .models import DEFAULT_MODEL, build_model, load_weights
 from .runtime import choose_device, worker_context
-from .store import MANIFEST_NAME, atomic_path, read_manifest, write_bytes_atomic, write_json_atomic
+from .store import (
+    INDEX_NAME,
+    MANIFEST_NAME,
+    atomic_path,
+    read_manifest,
+    sha256_file,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from .transforms import BatchNormaliser, make_transforms, prepare_batch
 
 SPLIT_FAMILIES = {"unseen": ("unseen_train", "unseen_test"), "random": ("train", "test")}
@@ -600,7 +608,7 @@ class Run:
         if ranks.main and turned_off:
             print(f"{config.data}: depth not drawn from the ground geometry; loss terms off: {', '.join(turned_off)}")
         self.stats = manifest["statistics"]
-        self.dataset = dataset_identity(manifest)
+        self.dataset = dataset_identity(Path(config.data), manifest)
         self.normaliser = BatchNormaliser(self.stats).to(self.device)
         self.sizes = config.sizes or (int(manifest["generation"]["parameters"]["size"]),)
         train_split, self.val_split = split_names(config.split)
@@ -918,27 +926,32 @@ def time_steps(
 # --- entry point ---------------------------------------------------------------------------
 
 
-def dataset_identity(manifest: dict) -> dict:
+def dataset_identity(root: Path, manifest: dict) -> dict:
     """What makes two dataset folders the same dataset (for a resume on a moved copy, and for knowing
-    which samples a checkpoint trained on): build settings, sample count and every shard's sha256,
-    as the manifest records them (a copy keeps them; two imports of the same shape do not share them)."""
+    which samples a checkpoint trained on): build settings, sample count and the sha256 of index.csv,
+    whose rows fix every sample's background, foreground, flip and box. A copy keeps them, and so does
+    the same course folder imported twice (its shards' own sha256 would not: they record the source
+    path); two imports of other pictures of the same shape do not."""
     return {
         "parameters": manifest["generation"]["parameters"],
         "samples": manifest["counts"]["samples"],
-        "shards": [entry["sha256"] for entry in manifest["shards"]],
+        "index_sha256": sha256_file(Path(root) / INDEX_NAME),
     }
 
 
 def trained_on(checkpoint: dict, root: Path, manifest: dict) -> bool | None:
     """Whether `checkpoint` was trained on the dataset in `root`; None when it cannot tell (a
-    checkpoint of an earlier revision, whose dataset folder is gone)."""
-    if "dataset" in checkpoint:
-        return checkpoint["dataset"] == dataset_identity(manifest)
-    stored = Path(checkpoint["config"]["data"])
+    checkpoint that records no `dataset_identity`, whose dataset folder is not where it was)."""
+    record = checkpoint.get("dataset", {})
+    if "index_sha256" in record:
+        return record == dataset_identity(root, manifest)
+    stored, here = Path(checkpoint["config"]["data"]), Path(root).resolve()
+    if not stored.is_absolute() and here.parts[-len(stored.parts) :] == stored.parts:
+        return True  # the same relative path, from another working folder
     if not (stored / MANIFEST_NAME).exists():
         return None
-    return stored.resolve() == Path(root).resolve() or dataset_identity(read_manifest(stored)) == dataset_identity(
-        manifest
+    return stored.resolve() == here or dataset_identity(stored, read_manifest(stored)) == dataset_identity(
+        root, manifest
     )
 
 
@@ -982,13 +995,14 @@ def resolve_config(
     same = trained_on(checkpoint, Path(config.data), manifest)
     if same is False:
         raise ValueError(
-            f"{config.data}: not the dataset {path} was trained on (other build settings, shards or sample "
-            "count); resume on that dataset"
+            f"{config.data}: not the dataset {path} was trained on (other build settings, sample count or "
+            "index.csv); resume on that dataset"
         )
     if same is None:
         raise ValueError(
-            f"{path} was trained on {checkpoint['config']['data']}, which is gone, and (saved by an earlier "
-            "revision) it cannot tell whether this is the same dataset: put the dataset back there"
+            f"{path} was trained on {checkpoint['config']['data']} (relative paths: to the folder the run "
+            "started in), which is not there, and (saved by an earlier revision) it cannot tell whether this is "
+            "the same dataset: put the dataset back there"
         )
     if ignored := options_a_resume_would_ignore(config, checkpoint["config"], manifest, given):
         raise ValueError(

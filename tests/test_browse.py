@@ -33,7 +33,7 @@ from fgbg_utils.data import FgBgDataset, evenly_spaced_positions
 from fgbg_utils.depth import FAR_M, NEAR_M
 from fgbg_utils.evaluate import evaluation_size, load_model
 from fgbg_utils.store import read_manifest
-from fgbg_utils.train import TrainConfig, load_checkpoint, save_checkpoint, state_digest
+from fgbg_utils.train import TrainConfig, dataset_identity, load_checkpoint, save_checkpoint, state_digest
 from fgbg_utils.transforms import make_transforms
 
 DPI = 40
@@ -197,9 +197,11 @@ def test_ensure_run_skips_a_checkpoint_the_model_cannot_load(run, monkeypatch, t
     assert printed.count(str(tmp_path / "old" / "checkpoints" / "last.pt")) == 1  # the file is named once
 
 
-def test_scores_are_read_back_only_for_the_same_weights_and_split(run, monkeypatch, tmp_path):
-    """Another run trained into the same folder for as many steps has other weights: its scores
-    file is not this checkpoint's."""
+def test_scores_are_read_back_only_for_the_same_weights_split_dataset_and_limit(
+    run, small_dataset, monkeypatch, tmp_path
+):
+    """Another run trained into the same folder for as many steps has other weights, and scores of
+    another dataset or of fewer samples are not these: their scores file is not this checkpoint's."""
     calls = []
 
     def fake_evaluate(data, checkpoint, split, json_out, **options):
@@ -209,12 +211,16 @@ def test_scores_are_read_back_only_for_the_same_weights_and_split(run, monkeypat
     monkeypatch.setattr(browse, "evaluate", fake_evaluate)
     state = load_checkpoint(run[1])
     weights = state_digest(state["model"])
+    identity = dataset_identity(small_dataset, read_manifest(small_dataset))
     cached = {"split": "unseen_test", "step": state["step"], "weights_sha256": weights, "cached": True}
+    cached |= {"dataset": identity, "limit": None, "size": 32}
     (tmp_path / "eval_unseen.json").write_text(json.dumps(cached))
-    assert load_or_evaluate(tmp_path, "data", run[1], "unseen_test")["cached"] and not calls
-    (tmp_path / "eval_unseen.json").write_text(json.dumps({**cached, "weights_sha256": "another run's"}))
-    assert load_or_evaluate(tmp_path, "data", run[1], "unseen_test") == {"split": "unseen_test", "step": -1}
-    assert load_or_evaluate(tmp_path, "data", run[1], "test")["split"] == "test" and calls == ["unseen_test", "test"]
+    assert load_or_evaluate(tmp_path, small_dataset, run[1], "unseen_test")["cached"] and not calls
+    for stale in ({"weights_sha256": "another run's"}, {"dataset": {**identity, "samples": 1}}, {"limit": 8}):
+        (tmp_path / "eval_unseen.json").write_text(json.dumps({**cached, **stale}))
+        assert load_or_evaluate(tmp_path, small_dataset, run[1], "unseen_test") == {"split": "unseen_test", "step": -1}
+    assert load_or_evaluate(tmp_path, small_dataset, run[1], "test")["split"] == "test"
+    assert calls == ["unseen_test"] * 3 + ["test"]
 
 
 def test_scores_table_has_a_row_per_prediction_and_dashes_for_what_was_not_measured():

@@ -24,6 +24,7 @@ from fgbg_utils.cli import main
 from fgbg_utils.data import load_splits
 from fgbg_utils.losses import LossWeights, NonFiniteLossError
 from fgbg_utils.models import build_model
+from fgbg_utils.store import read_manifest
 from fgbg_utils.train import (
     Distributed,
     EpochBatches,
@@ -31,6 +32,7 @@ from fgbg_utils.train import (
     TrainConfig,
     amp_dtype,
     capture_rng,
+    dataset_identity,
     fit_loss_weights,
     latest_checkpoint,
     load_checkpoint,
@@ -39,6 +41,7 @@ from fgbg_utils.train import (
     save_checkpoint,
     step_checkpoint,
     train,
+    trained_on,
     weights_digest,
 )
 
@@ -392,15 +395,30 @@ def test_checkpoints_of_earlier_revisions_resume_where_they_can_tell_the_dataset
     (out / "checkpoints" / "last.pt").unlink()
     path = step_checkpoint(out, 2)
     state = load_checkpoint(path)
-    del state["dataset"]
+    state["dataset"] = {"parameters": manifest["generation"]["parameters"], "samples": 144}  # an early layout
     state["config"]["loss_weights"] = LossWeights().to_dict()  # as an earlier revision stored them
     save_checkpoint(path, state)
     moved = tmp_path / "moved"
     data.rename(moved)
-    with pytest.raises(ValueError, match="which is gone, and .* cannot tell whether this is the same dataset"):
+    with pytest.raises(ValueError, match="which is not there, and .* cannot tell whether this is the same dataset"):
         train(quick_config(moved, out, steps=4, checkpoint_every_steps=2, resume=True))
     moved.rename(data)
     assert train(quick_config(data, out, steps=4, checkpoint_every_steps=2, resume=True))["steps"] == 4
+
+
+def test_a_dataset_is_known_by_its_index_wherever_it_lies(dataset, tmp_path, monkeypatch):
+    """A copy is the same dataset, one index row changed is not; a checkpoint that records no
+    identity knows its own folder by a relative path from another working folder."""
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset, copy)
+    manifest = read_manifest(dataset)
+    assert dataset_identity(copy, manifest) == dataset_identity(dataset, manifest)
+    (copy / "index.csv").write_text((copy / "index.csv").read_text().replace("\n5,", "\n5,0", 1))
+    assert dataset_identity(copy, manifest) != dataset_identity(dataset, manifest)
+    record = {"config": {"data": f"{dataset.parent.name}/data"}}  # as written from the parent's parent
+    monkeypatch.chdir(tmp_path)  # not that folder
+    assert trained_on(record, dataset, manifest) is True
+    assert trained_on(record, copy, manifest) is None, "another folder, and the recorded one is not here"
 
 
 def test_replanned_steps_fit_the_time_left_at_each_sizes_cost():
