@@ -182,9 +182,9 @@ def summarize_depth(stats: dict[str, np.ndarray]) -> dict[str, float]:
     }
     summary["depth_rmse_pooled"] = float(np.sqrt(np.mean(stats["mse"])))
     for key in ("object_rmse", "object_delta1"):
-        present = stats.get(key, np.zeros(0))[~np.isnan(stats.get(key, np.zeros(0)))]
-        if len(present):
-            summary[f"depth_{key}"] = float(np.mean(present))
+        values = stats.get(key)
+        if values is not None and not np.isnan(values).all():
+            summary[f"depth_{key}"] = float(np.nanmean(values))
     return summary
 
 
