@@ -306,10 +306,9 @@ def load_or_evaluate(
             "dataset": dataset_identity(Path(data_dir), read_manifest(Path(data_dir))),
             "limit": options.get("limit"),
         }
-        if all(result.get(key) == value for key, value in wanted.items()) and options.get("size") in (
-            None,
-            result.get("size"),
-        ):
+        if options.get("size") is not None:
+            wanted["size"] = options["size"]
+        if all(result.get(key) == value for key, value in wanted.items()):
             return result
     return evaluate(data_dir, checkpoint, split=split, json_out=path, **options)
 
