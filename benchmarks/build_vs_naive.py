@@ -26,7 +26,8 @@ from PIL import Image
 
 from fgbg_utils.build import BuildConfig, make_dataset
 from fgbg_utils.depth import GroundCamera, encode_depth
-from fgbg_utils.store import INDEX_NAME, read_index, read_manifest, read_sample
+from fgbg_utils.manifest import read_manifest
+from fgbg_utils.store import INDEX_NAME, read_index, read_sample
 
 TARGET_RATIO = 3.0
 CHECKED_SAMPLES = 8

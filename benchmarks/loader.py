@@ -34,7 +34,8 @@ from torchvision.transforms import ToTensor
 
 from fgbg_utils.build import BuildConfig, make_dataset
 from fgbg_utils.data import FgBgDataset, VirtualFgBgDataset, make_loader, read_index_arrays
-from fgbg_utils.store import MANIFEST_NAME, member_names, read_manifest, shard_name
+from fgbg_utils.manifest import read_manifest
+from fgbg_utils.store import MANIFEST_NAME, member_names, shard_name
 from fgbg_utils.transforms import BatchNormaliser, make_transforms, prepare_batch
 
 BATCH = 64

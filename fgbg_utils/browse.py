@@ -32,9 +32,9 @@ from tqdm.auto import tqdm
 
 from .data import FgBgDataset, evenly_spaced, evenly_spaced_positions, make_loader
 from .evaluate import evaluate, load_model, prepare_scoring
+from .manifest import read_manifest
 from .metrics import ID_KEYS, MetricAccumulator, mask_stats
 from .runtime import in_colab
-from .store import read_manifest
 from .train import (
     TrainConfig,
     dataset_identity,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import shutil
 import sys
 import time
@@ -22,16 +21,31 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import PIL
 from tqdm.auto import tqdm
 
-from . import __version__
 from .assets import AssetError, list_images, load_background, load_foreground
 from .compose import MASK_THRESHOLD, MIN_HEIGHT_FRACTION, Box, compose, prepare_foreground, sample_box
 from .demo_assets import make_demo_background, make_demo_foreground
 from .depth import DepthSource, GroundCamera, make_depth_source
+from .manifest import (
+    INDEX_LAYOUT,
+    MEMBERS,
+    SAMPLE_KINDS,
+    Manifest,
+    background_kind,
+    byte_counts,
+    dataset_statistics,
+    index_rows,
+    is_import,
+    library_versions,
+    read_manifest,
+    read_manifest_file,
+    sample_kinds,
+    shard_entries,
+    write_manifest,
+)
 from .runtime import Profile, worker_context
-from .stats import ChannelHistogram, merge_statistics
+from .stats import ChannelHistogram
 from .store import (
     INDEX_NAME,
     MANIFEST_NAME,
@@ -39,15 +53,13 @@ from .store import (
     atomic_path,
     encode_jpeg,
     encode_png_gray,
-    is_import,
     member_names,
-    read_manifest,
     read_png,
     read_shard_meta,
+    remove_partials,
     sha256_file,
     shard_name,
     write_index,
-    write_json_atomic,
     write_png,
 )
 
@@ -406,11 +418,6 @@ def refuse_another_dataset(root: Path, config: BuildConfig) -> None:
         )
 
 
-def _remove_partials(root: Path) -> None:
-    for stale in root.rglob(".*.partial-*"):
-        stale.unlink(missing_ok=True)
-
-
 def make_dataset(
     root: Path,
     config: BuildConfig = BuildConfig(),
@@ -436,7 +443,7 @@ def make_dataset(
         """Once the inputs passed their checks: a bad input leaves no empty folder and keeps a whole
         dataset's manifest."""
         root.mkdir(parents=True, exist_ok=True)
-        _remove_partials(root)
+        remove_partials(root)
         if part is None:
             (root / MANIFEST_NAME).unlink(missing_ok=True)  # whole again only when this run ends
 
@@ -477,8 +484,8 @@ def make_dataset(
     manifest = assemble_manifest(root, config, assets, shards, digests, part)
     name = MANIFEST_NAME if part is None else slice_manifest_name(part)
     if part is None:
-        write_index(root / INDEX_NAME, _index_rows(shards))
-    write_json_atomic(root / name, manifest)  # last: a manifest means the dataset is whole
+        write_index(root / INDEX_NAME, index_rows(shards))
+    write_manifest(root / name, manifest)  # last: a manifest means the dataset is whole
     seconds = time.perf_counter() - started
     samples_built = len(todo) * config.per_background
     return BuildResult(root, samples_built, config.samples, seconds, todo, kept, manifest=root / name)
@@ -528,56 +535,19 @@ def slice_manifest_name(part: tuple[int, int]) -> str:
     return f"data_manifest.slice-{part[0]}-of-{part[1]}.json"
 
 
-def _index_rows(metas: list[dict]):
-    for meta in metas:
-        for row in meta["rows"]:
-            yield [*row, shard_name(meta["bg"]), *member_names(row[0])]
-
-
-def _library_versions() -> dict:
-    return {
-        "fgbg_utils": __version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "opencv": cv2.__version__,
-        "pillow": PIL.__version__,
-    }
-
-
 def assemble_manifest(
     root: Path, config: BuildConfig, assets: dict, metas: list[dict], digests: dict, part=None
-) -> dict:
+) -> Manifest:
     """The manifest of the shards described by `metas`: counts, formats, statistics, checksums."""
     source = make_depth_source(config.depth) if config.depth != "midas" else None
-    shard_entries = []
-    for meta in metas:
-        path = root / shard_name(meta["bg"])
-        shard_entries.append(
-            {
-                "file": path.name,
-                "bg": meta["bg"],
-                "samples": meta["samples"],
-                "bytes": path.stat().st_size,
-                "sha256": digests.get(meta["bg"]) or sha256_file(path),
-            }
-        )
-    statistics = merge_statistics(
-        [{kind: ChannelHistogram.from_dict(h) for kind, h in m["statistics"].items()} for m in metas]
-    )
-    for info in assets["backgrounds"]:
-        statistics["bg"].add(read_png(root / info["file"]))
+    digests = {m["bg"]: digests.get(m["bg"]) or sha256_file(root / shard_name(m["bg"])) for m in metas}
+    shards = shard_entries(root, metas, digests)
     samples = sum(m["samples"] for m in metas)
-    kind_bytes = {kind: sum(m["bytes"][kind] for m in metas) for kind in ("fg_bg", "mask", "depth")}
-    asset_bytes = sum(p.stat().st_size for folder in ("bg", "fg") for p in (root / folder).iterdir())
-    shard_bytes = sum(s["bytes"] for s in shard_entries)
-    size = [config.size, config.size]
-    depth_info = source.describe() if source else {"source": "midas", "exact": False}
-    return {
-        "name": "fgbg dataset",
-        "format_version": 1,
-        "slice": None if part is None else {"index": part[0], "of": part[1]},
-        "kinds": {
-            "bg": {"type": "PNG", "mode": "RGB", "channels": 3, "dims": size, "count": len(assets["backgrounds"])},
+    return Manifest(
+        name="fgbg dataset",
+        slice=None if part is None else {"index": part[0], "of": part[1]},
+        kinds={
+            "bg": background_kind(config.size, len(assets["backgrounds"])),
             "fg": {
                 "type": "PNG",
                 "mode": "RGBA",
@@ -586,56 +556,35 @@ def assemble_manifest(
                 "count": len(assets["foregrounds"]),
                 "note": f"used as is and mirrored: {FLIPS} variants each",
             },
-            "fg_bg": {
-                "type": "JPEG",
-                "quality": config.jpeg_quality,
-                "mode": "RGB",
-                "channels": 3,
-                "dims": size,
-                "count": samples,
-            },
-            "mask": {
-                "type": "PNG",
-                "mode": "L",
-                "channels": 1,
-                "dims": size,
-                "count": samples,
-                "values": "0 background, 255 foreground",
-            },
-            "depth": {
-                "type": "PNG",
-                "mode": "L",
-                "channels": 1,
-                "dims": size,
-                "count": samples,
-                "values": "see generation.depth.encoding",
-            },
+            **sample_kinds(
+                config.size,
+                samples,
+                fg_bg={"quality": config.jpeg_quality},
+                mask={},
+                depth={"values": "see generation.depth.encoding"},
+            ),
         },
-        "counts": {
+        counts={
             "backgrounds": config.n_bg,
             "foregrounds": config.n_fg,
             "flips": FLIPS,
             "placements": config.placements,
             "samples_per_background": config.per_background,
             "samples": samples,
-            "shards": len(shard_entries),
-            "images": {"fg_bg": samples, "mask": samples, "depth": samples},
+            "shards": len(shards),
+            "images": dict.fromkeys(SAMPLE_KINDS, samples),
         },
-        "bytes": {**kind_bytes, "shards": shard_bytes, "assets": asset_bytes, "total": shard_bytes + asset_bytes},
-        "layout": {
+        bytes=byte_counts(root, metas, shards, ("bg", "fg")),
+        layout={
             "shard": "shard_{bg:03d}.zip (one per background, members stored uncompressed, plus meta.json)",
-            "members": {
-                "fg_bg": "fg_bg/{sample:07d}.jpg",
-                "mask": "mask/{sample:07d}.png",
-                "depth": "depth/{sample:07d}.png",
-            },
+            "members": MEMBERS,
             "bg": "bg/bg_{bg:03d}.png",
             "bg_depth": "bg/bg_{bg:03d}_depth.png",
             "fg": "fg/fg_{fg:03d}.png",
-            "index": "index.csv: sample,bg,fg,flip,x,y,w,h,shard,fg_bg,mask,depth",
+            "index": INDEX_LAYOUT,
             "sample_id": "sample = bg * samples_per_background + (fg * 2 + flip) * placements + k",
         },
-        "generation": {
+        generation={
             "parameters": asdict(config),
             "assets": "user files"
             if config.bg_dir or config.fg_dir
@@ -648,15 +597,15 @@ def assemble_manifest(
             "blend": "alpha blending with premultiplied colour; foreground resized bilinearly from the "
             "smallest level of its halving pyramid (area-averaged) that is at least the target size",
             "mask_threshold": f"pasted alpha >= {MASK_THRESHOLD}",
-            "depth": depth_info,
-            "versions": _library_versions(),
+            "depth": source.describe() if source else {"source": "midas", "exact": False},
+            "versions": library_versions(),
         },
-        "statistics": {kind: hist.to_dict() for kind, hist in statistics.items()},
-        "shards": shard_entries,
-        "backgrounds": assets["backgrounds"],
-        "foregrounds": assets["foregrounds"],
-        "skipped": assets["skipped"],
-    }
+        statistics=dataset_statistics(root, metas, assets["backgrounds"]),
+        shards=shards,
+        backgrounds=assets["backgrounds"],
+        foregrounds=assets["foregrounds"],
+        skipped=assets["skipped"],
+    )
 
 
 def print_summary(result: BuildResult, file=sys.stdout) -> None:
@@ -684,7 +633,7 @@ def merge(root: Path, sources: list[Path] = ()) -> Path:
     slices = []
     for folder in [root, *map(Path, sources)]:
         for path in sorted(folder.glob("data_manifest.slice-*-of-*.json")):
-            slices.append((folder, path, json.loads(path.read_text())))
+            slices.append((folder, path, read_manifest_file(path)))
     if not slices:
         raise FileNotFoundError(f"{root}: no slice manifests (data_manifest.slice-I-of-N.json) to merge")
     root.mkdir(parents=True, exist_ok=True)
@@ -720,7 +669,7 @@ def merge(root: Path, sources: list[Path] = ()) -> Path:
         )
     shards = [metas[bg] for bg in range(config.n_bg)]
     manifest = assemble_manifest(root, config, assets, shards, digests)
-    manifest["generation"]["depth"] = first["generation"]["depth"]
-    write_index(root / INDEX_NAME, _index_rows(shards))
-    write_json_atomic(root / MANIFEST_NAME, manifest)  # last: a manifest means the dataset is whole
+    manifest.generation["depth"] = first["generation"]["depth"]
+    write_index(root / INDEX_NAME, index_rows(shards))
+    write_manifest(root / MANIFEST_NAME, manifest)  # last: a manifest means the dataset is whole
     return root / MANIFEST_NAME

@@ -12,16 +12,15 @@ from tqdm.auto import tqdm
 
 from .build import load_foregrounds
 from .compose import Box, compose
+from .manifest import is_import, read_manifest
 from .runtime import worker_context
 from .stats import ChannelHistogram
 from .store import (
     INDEX_NAME,
     MANIFEST_NAME,
     decode_image,
-    is_import,
     member_names,
     read_index,
-    read_manifest,
     read_png,
     read_shard_meta,
     sha256_file,

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from .assets import AssetError
 from .build import BuildInputError, make_dataset, merge, print_summary, profile_config
+from .manifest import read_manifest
 from .runtime import PROFILES, get_profile, repo_root, runs_dir
-from .store import MANIFEST_NAME, read_manifest, write_json_atomic
+from .store import MANIFEST_NAME, write_json_atomic
 
 
 def _part(text: str) -> tuple[int, int]:

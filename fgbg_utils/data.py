@@ -52,15 +52,14 @@ from torch.utils.data import DataLoader, Dataset, Subset, get_worker_info
 
 from .compose import MASK_THRESHOLD, prepare_foreground
 from .depth import GroundCamera, encode_depth
+from .manifest import is_import, read_manifest
 from .store import (
     INDEX_COLUMNS,
     INDEX_NAME,
     SPLITS_NAME,
     decode_image,
     encode_jpeg,
-    is_import,
     member_names,
-    read_manifest,
     read_png,
     shard_name,
     write_json_atomic,

@@ -18,10 +18,11 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import FgBgDataset, evenly_spaced, evenly_spaced_positions, make_loader, resolve_split
+from .manifest import read_manifest
 from .metrics import MetricAccumulator, background_depth, choose_difference_threshold, difference_mask
 from .models import build_model, load_weights
 from .runtime import choose_device
-from .store import member_names, read_manifest, read_png, write_json_atomic, write_png
+from .store import member_names, read_png, write_json_atomic, write_png
 from .train import dataset_identity, load_checkpoint, split_names, state_digest, task_outputs, trained_on
 from .transforms import BatchNormaliser, make_transforms, prepare_batch, resize_nearest
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import math
 import os
 import re
@@ -33,10 +32,26 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from .build import _library_versions
 from .depth import GeometricDepth, GroundCamera
+from .manifest import (
+    INDEX_LAYOUT,
+    MEMBERS,
+    SAMPLE_KINDS,
+    Manifest,
+    background_kind,
+    byte_counts,
+    dataset_statistics,
+    index_rows,
+    is_import,
+    library_versions,
+    read_manifest,
+    read_manifest_file,
+    sample_kinds,
+    shard_entries,
+    write_manifest,
+)
 from .runtime import worker_context
-from .stats import ChannelHistogram, merge_statistics
+from .stats import ChannelHistogram
 from .store import (
     INDEX_NAME,
     MANIFEST_NAME,
@@ -45,15 +60,13 @@ from .store import (
     atomic_path,
     encode_jpeg,
     encode_png_gray,
-    is_import,
     member_names,
-    read_manifest,
     read_png,
     read_shard_meta,
+    remove_partials,
     sha256_file,
     shard_name,
     write_index,
-    write_json_atomic,
     write_png,
 )
 
@@ -80,12 +93,6 @@ def _unsafe_name(name: str) -> str | None:
     if ".." in PurePosixPath(name).parts:
         return "'..' component (path traversal)"
     return None
-
-
-def _remove_partials(root: Path) -> None:
-    for stale in root.rglob(".*.partial-*"):
-        if stale.is_file():
-            stale.unlink(missing_ok=True)
 
 
 # --- copy_dataset -------------------------------------------------------------------------
@@ -162,10 +169,10 @@ def copy_dataset(src: Path, dst: Path, verify: bool = True, progress: bool = Tru
         raise FileNotFoundError(f"{manifest_path}: no manifest; is {src} a built dataset?")
     if dst.exists() and dst.resolve() == src.resolve():
         raise ValueError(f"{dst}: source and destination are the same folder")
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_manifest_file(manifest_path)
     plan = _plan_copy(src, manifest)
     dst.mkdir(parents=True, exist_ok=True)
-    _remove_partials(dst)
+    remove_partials(dst)
     (dst / MANIFEST_NAME).unlink(missing_ok=True)  # an earlier copy's; whole again only when this one ends
 
     todo = []
@@ -723,7 +730,7 @@ def import_course_layout(
 
     # Write: backgrounds with their prior depth, then one shard per background.
     out.mkdir(parents=True, exist_ok=True)
-    _remove_partials(out)
+    remove_partials(out)
     (out / MANIFEST_NAME).unlink(missing_ok=True)  # an earlier import's; whole again only when this one ends
     (out / SPLITS_NAME).unlink(missing_ok=True)  # made for the earlier import's samples
     prior, camera = GeometricDepth(prior=True), GroundCamera()
@@ -782,110 +789,65 @@ def import_course_layout(
         bar.update()
     bar.close()
     shards = [metas[b] for b in range(len(bgs))]
-    write_index(out / INDEX_NAME, _index_rows([s["meta"] for s in shards]))
-    manifest = _import_manifest(out, folder, parameters, target, backgrounds, shards)
-    write_json_atomic(out / MANIFEST_NAME, manifest)
+    write_index(out / INDEX_NAME, index_rows([s["meta"] for s in shards]))
+    write_manifest(out / MANIFEST_NAME, _import_manifest(out, folder, parameters, target, backgrounds, shards))
     return out / MANIFEST_NAME
-
-
-def _index_rows(metas: list[dict]):
-    for meta in metas:
-        for row in meta["rows"]:
-            yield [*row, shard_name(meta["bg"]), *member_names(row[0])]
 
 
 def _import_manifest(
     out: Path, folder: Path, parameters: dict, size: int, backgrounds: list[dict], shards: list[dict]
-) -> dict:
-    """A manifest in the schema of `build.assemble_manifest`, where it applies."""
+) -> Manifest:
+    """The manifest of an import, in the schema a build writes, where it applies."""
     metas = [s["meta"] for s in shards]
-    statistics = merge_statistics(
-        [{kind: ChannelHistogram.from_dict(h) for kind, h in m["statistics"].items()} for m in metas]
-    )
-    for info in backgrounds:
-        statistics["bg"].add(read_png(out / info["file"]))
     samples = sum(m["samples"] for m in metas)
     per_background = metas[0]["samples"] if metas else 0
-    shard_entries = [
-        {
-            "file": shard_name(m["bg"]),
-            "bg": m["bg"],
-            "samples": m["samples"],
-            "bytes": (out / shard_name(m["bg"])).stat().st_size,
-            "sha256": s["sha256"],
-        }
-        for s, m in zip(shards, metas, strict=True)
-    ]
-    kind_bytes = {kind: sum(m["bytes"][kind] for m in metas) for kind in ("fg_bg", "mask", "depth")}
-    asset_bytes = sum(p.stat().st_size for p in (out / "bg").iterdir() if not p.name.startswith("."))
-    shard_bytes = sum(s["bytes"] for s in shard_entries)
+    entries = shard_entries(out, metas, {m["bg"]: s["sha256"] for s, m in zip(shards, metas, strict=True)})
     reencoded = sum(m["reencoded_fg_bg"] for m in metas)
     colour_depth = sum(m["colour_depth"] for m in metas)
-    dims = [size, size]
-    return {
-        "name": "fgbg dataset (imported from the course layout)",
-        "format_version": 1,
-        "slice": None,
-        "kinds": {
-            "bg": {"type": "PNG", "mode": "RGB", "channels": 3, "dims": dims, "count": len(backgrounds)},
+    return Manifest(
+        name="fgbg dataset (imported from the course layout)",
+        kinds={
+            "bg": background_kind(size, len(backgrounds)),
             "fg": {"type": "PNG", "mode": "RGBA", "channels": 4, "dims": None, "count": 0, "note": "none imported"},
-            "fg_bg": {
-                "type": "JPEG",
-                "quality": IMPORT_JPEG_QUALITY if reencoded == samples else "as imported",
-                "mode": "RGB",
-                "channels": 3,
-                "dims": dims,
-                "count": samples,
-                "note": f"{samples - reencoded} kept byte for byte, {reencoded} re-encoded at quality "
-                f"{IMPORT_JPEG_QUALITY} (not an RGB JPEG of {size}x{size})",
-            },
-            "mask": {
-                "type": "PNG",
-                "mode": "L",
-                "channels": 1,
-                "dims": dims,
-                "count": samples,
-                "values": "0 background, 255 foreground",
-                "note": f"imported masks thresholded at {MASK_CUT} (value >= {MASK_CUT} is foreground); masks "
-                "saved as JPEG keep some compression error along their edges",
-            },
-            "depth": {
-                "type": "PNG",
-                "mode": "L",
-                "channels": 1,
-                "dims": dims,
-                "count": samples,
-                "values": "as imported (see generation.depth)",
-            },
+            **sample_kinds(
+                size,
+                samples,
+                fg_bg={
+                    "quality": IMPORT_JPEG_QUALITY if reencoded == samples else "as imported",
+                    "note": f"{samples - reencoded} kept byte for byte, {reencoded} re-encoded at quality "
+                    f"{IMPORT_JPEG_QUALITY} (not an RGB JPEG of {size}x{size})",
+                },
+                mask={
+                    "note": f"imported masks thresholded at {MASK_CUT} (value >= {MASK_CUT} is foreground); masks "
+                    "saved as JPEG keep some compression error along their edges",
+                },
+                depth={"values": "as imported (see generation.depth)"},
+            ),
         },
-        "counts": {
+        counts={
             "backgrounds": len(backgrounds),
             "foregrounds": 1,
             "flips": 1,
             "placements": per_background,
             "samples_per_background": per_background,
             "samples": samples,
-            "shards": len(shard_entries),
-            "images": {"fg_bg": samples, "mask": samples, "depth": samples},
+            "shards": len(entries),
+            "images": dict.fromkeys(SAMPLE_KINDS, samples),
             "note": "imported: the foreground and flip of each sample are unknown (-1 in index.csv), so "
             "foregrounds and flips count as 1 and placements as the samples per background",
         },
-        "bytes": {**kind_bytes, "shards": shard_bytes, "assets": asset_bytes, "total": shard_bytes + asset_bytes},
-        "layout": {
+        bytes=byte_counts(out, metas, entries, ("bg",)),
+        layout={
             "shard": "shard_{bg:03d}.zip (one per background, members stored uncompressed, plus meta.json "
             "whose 'sources' list each sample's original fg_bg, mask and depth files)",
-            "members": {
-                "fg_bg": "fg_bg/{sample:07d}.jpg",
-                "mask": "mask/{sample:07d}.png",
-                "depth": "depth/{sample:07d}.png",
-            },
+            "members": MEMBERS,
             "bg": "bg/bg_{bg:03d}.png",
             "bg_depth": "bg/bg_{bg:03d}_depth.png (ground-plane prior)",
-            "index": "index.csv: sample,bg,fg,flip,x,y,w,h,shard,fg_bg,mask,depth (fg, flip = -1: unknown; "
-            "x,y,w,h = the mask's bounding box, 0,0,0,0 when empty)",
+            "index": f"{INDEX_LAYOUT} (fg, flip = -1: unknown; x,y,w,h = the mask's bounding box, 0,0,0,0 when "
+            "empty)",
             "sample_id": "samples grouped by background, in sorted fg_bg order within each",
         },
-        "generation": {
+        generation={
             "imported_from": str(folder),
             "parameters": parameters,
             "assets": "imported from the course layout (bg/, fg_bg/, mask/, depth/)",
@@ -899,14 +861,12 @@ def _import_manifest(
                 "bg_depth": GeometricDepth(prior=True).describe(),
             },
             "statistics_note": "fg_bg statistics are of the imported images as decoded (before any re-encoding)",
-            "versions": _library_versions(),
+            "versions": library_versions(),
         },
-        "statistics": {kind: hist.to_dict() for kind, hist in statistics.items()},
-        "shards": shard_entries,
-        "backgrounds": backgrounds,
-        "foregrounds": [],
-        "skipped": [],
-    }
+        statistics=dataset_statistics(out, metas, backgrounds),
+        shards=entries,
+        backgrounds=backgrounds,
+    )
 
 
 def export_course_layout(root: Path, folder: Path, backgrounds: int | None = None, mask_quality: int = 75) -> int:
@@ -918,7 +878,7 @@ def export_course_layout(root: Path, folder: Path, backgrounds: int | None = Non
     For demonstrations and tests of `import_course_layout`. Returns the samples per background.
     """
     root, folder = Path(root), Path(folder)
-    manifest = json.loads((root / MANIFEST_NAME).read_text())
+    manifest = read_manifest(root)
     chosen = manifest["backgrounds"][:backgrounds] if backgrounds else manifest["backgrounds"]
     for info in chosen:
         write_png(folder / "bg" / f"bg_{info['id']:03d}.png", read_png(root / info["file"]))

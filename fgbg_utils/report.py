@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 
 from .compose import MASK_THRESHOLD
-from .store import is_import, read_index, read_manifest, read_png, read_sample, write_bytes_atomic, write_png
+from .manifest import is_import, read_manifest
+from .store import read_index, read_png, read_sample, write_bytes_atomic, write_png
 
 GRID_KINDS = ("bg", "fg", "fg_mask", "fg_bg", "mask", "depth")
 GRID_TITLES = {"bg": "bg", "fg": "fg", "fg_mask": "fg mask", "fg_bg": "fg_bg", "mask": "fg_bg mask", "depth": "depth"}

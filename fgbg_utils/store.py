@@ -214,20 +214,11 @@ def read_index(path: Path) -> list[dict]:
             raise ValueError(f"{path}: row {reader.line_num - 1} is not an index row ({error})") from None
 
 
-def read_manifest(root: Path) -> dict:
-    path = Path(root) / MANIFEST_NAME
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no manifest; build the dataset first (python -m fgbg_utils make-dataset)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not a readable manifest ({error}); rebuild or copy the dataset again") from None
-
-
-def is_import(manifest: dict) -> bool:
-    """Whether a dataset was imported from the course layout (`extract.import_course_layout`): it
-    has no foregrounds, and its samples' foreground and flip are unknown (-1 in index.csv)."""
-    return "imported_from" in manifest.get("generation", {})
+def remove_partials(root: Path) -> None:
+    """Delete the temporary files that killed writes left anywhere under `root`."""
+    for stale in Path(root).rglob(".*.partial-*"):
+        if stale.is_file():
+            stale.unlink(missing_ok=True)
 
 
 def read_sample(root: Path, row: dict) -> dict[str, np.ndarray]:

@@ -40,18 +40,11 @@ from tqdm.auto import tqdm
 
 from .data import FgBgDataset, evenly_spaced, make_loader
 from .losses import FgBgLoss, LossWeights, NonFiniteLossError
+from .manifest import read_manifest
 from .metrics import MetricAccumulator
 from .models import DEFAULT_MODEL, build_model, load_weights
 from .runtime import choose_device, worker_context
-from .store import (
-    INDEX_NAME,
-    MANIFEST_NAME,
-    atomic_path,
-    read_manifest,
-    sha256_file,
-    write_bytes_atomic,
-    write_json_atomic,
-)
+from .store import INDEX_NAME, MANIFEST_NAME, atomic_path, sha256_file, write_bytes_atomic, write_json_atomic
 from .transforms import BatchNormaliser, make_transforms, prepare_batch
 
 SPLIT_FAMILIES = {"unseen": ("unseen_train", "unseen_test"), "random": ("train", "test")}

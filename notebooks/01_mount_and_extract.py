@@ -70,7 +70,8 @@ from fgbg_utils.build import ensure_dataset, profile_config
 from fgbg_utils.checks import verify_dataset
 from fgbg_utils.extract import copy_dataset, export_course_layout, import_course_layout, mask_box, safe_extract
 from fgbg_utils.runtime import get_profile, mount_drive, runs_dir
-from fgbg_utils.store import read_index, read_manifest, read_sample
+from fgbg_utils.manifest import read_manifest
+from fgbg_utils.store import read_index, read_sample
 from fgbg_utils.viz import show_images
 
 drive = mount_drive()

@@ -32,7 +32,7 @@ from fgbg_utils.browse import (
 from fgbg_utils.data import FgBgDataset, evenly_spaced_positions
 from fgbg_utils.depth import FAR_M, NEAR_M
 from fgbg_utils.evaluate import evaluation_size, load_model
-from fgbg_utils.store import read_manifest
+from fgbg_utils.manifest import read_manifest
 from fgbg_utils.train import TrainConfig, dataset_identity, load_checkpoint, save_checkpoint, state_digest
 from fgbg_utils.transforms import make_transforms
 

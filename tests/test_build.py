@@ -21,7 +21,8 @@ from fgbg_utils.build import BuildConfig, BuildInputError, ensure_dataset, make_
 from fgbg_utils.checks import recompute_statistics, verify_dataset
 from fgbg_utils.compose import Box, compose, prepare_foreground
 from fgbg_utils.depth import GroundCamera, encode_depth
-from fgbg_utils.store import encode_jpeg, read_index, read_manifest, read_png, read_sample, shard_name
+from fgbg_utils.manifest import read_manifest
+from fgbg_utils.store import encode_jpeg, read_index, read_png, read_sample, shard_name
 
 
 def shard_digests(root: Path) -> dict[str, str]:
@@ -258,7 +259,8 @@ def test_another_dataset_is_never_built_over_and_notebooks_use_it(small_dataset,
 
     imported = tmp_path / "imported"
     imported.mkdir()
-    (imported / "data_manifest.json").write_text(json.dumps({"generation": {"imported_from": "/course"}}))
+    fake = {"format_version": 1, "generation": {"imported_from": "/course"}}
+    (imported / "data_manifest.json").write_text(json.dumps(fake))
     with pytest.raises(ValueError, match="imported from /course; build into another folder"):
         make_dataset(imported, SMALL, workers=1, progress=False)
     assert [p.name for p in imported.iterdir()] == ["data_manifest.json"]

@@ -28,7 +28,8 @@ from fgbg_utils.data import (
     verify_shards,
 )
 from fgbg_utils.depth import GroundCamera, paste_depth
-from fgbg_utils.store import INDEX_COLUMNS, member_names, read_index, read_manifest, read_png, shard_name
+from fgbg_utils.manifest import read_manifest
+from fgbg_utils.store import INDEX_COLUMNS, member_names, read_index, read_png, shard_name
 from fgbg_utils.transforms import BatchNormaliser, make_transforms, prepare_batch
 
 
@@ -511,7 +512,7 @@ def test_resolutions(data, size):
 
 
 def test_denormalise_inverts_the_normalisation(small_dataset):
-    from fgbg_utils.store import read_manifest
+    from fgbg_utils.manifest import read_manifest
     from fgbg_utils.transforms import make_transforms
 
     transform = make_transforms(64, train=False, stats=read_manifest(small_dataset))

@@ -17,9 +17,10 @@ from fgbg_utils.checks import recompute_statistics, verify_dataset
 from fgbg_utils.data import FgBgDataset, VirtualFgBgDataset
 from fgbg_utils.extract import copy_dataset, import_course_layout, mask_box, natural_key, safe_extract
 from fgbg_utils.extract import export_course_layout as export_course_layout_of_package
+from fgbg_utils.manifest import read_manifest
 from fgbg_utils.report import write_report
 from fgbg_utils.runtime import mount_drive
-from fgbg_utils.store import read_index, read_manifest, read_png, read_sample, read_shard_meta
+from fgbg_utils.store import read_index, read_png, read_sample, read_shard_meta
 from fgbg_utils.train import TrainConfig, train
 
 # --- safe_extract ---------------------------------------------------------------------------

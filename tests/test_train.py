@@ -23,8 +23,8 @@ from fgbg_utils.build import BuildConfig, make_dataset
 from fgbg_utils.cli import main
 from fgbg_utils.data import load_splits
 from fgbg_utils.losses import LossWeights, NonFiniteLossError
+from fgbg_utils.manifest import read_manifest
 from fgbg_utils.models import build_model
-from fgbg_utils.store import read_manifest
 from fgbg_utils.train import (
     Distributed,
     EpochBatches,

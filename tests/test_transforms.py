@@ -7,7 +7,8 @@ import torch
 
 from fgbg_utils.data import VirtualFgBgDataset
 from fgbg_utils.evaluate import BackgroundDepths
-from fgbg_utils.store import read_manifest, read_png
+from fgbg_utils.manifest import read_manifest
+from fgbg_utils.store import read_png
 from fgbg_utils.transforms import make_transforms, resize_nearest
 
 
