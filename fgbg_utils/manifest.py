@@ -97,7 +97,7 @@ def read_manifest(root: Path) -> dict:
 
 
 def is_import(manifest: dict) -> bool:
-    """Whether a dataset was imported from the course layout (`extract.import_course_layout`): it
+    """Whether a dataset was imported from the course layout (`course_layout.import_course_layout`): it
     has no foregrounds, and its samples' foreground and flip are unknown (-1 in index.csv)."""
     return "imported_from" in manifest.get("generation", {})
 

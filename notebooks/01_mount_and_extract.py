@@ -68,7 +68,8 @@ from pathlib import Path
 
 from fgbg_utils.build import ensure_dataset, profile_config
 from fgbg_utils.checks import verify_dataset
-from fgbg_utils.extract import copy_dataset, export_course_layout, import_course_layout, mask_box, safe_extract
+from fgbg_utils.course_layout import export_course_layout, import_course_layout, mask_box
+from fgbg_utils.extract import copy_dataset, safe_extract
 from fgbg_utils.runtime import get_profile, mount_drive, runs_dir
 from fgbg_utils.manifest import read_manifest
 from fgbg_utils.store import read_index, read_sample

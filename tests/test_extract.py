@@ -14,9 +14,10 @@ import pytest
 from PIL import Image
 
 from fgbg_utils.checks import recompute_statistics, verify_dataset
+from fgbg_utils.course_layout import export_course_layout as export_course_layout_of_package
+from fgbg_utils.course_layout import import_course_layout, mask_box, natural_key
 from fgbg_utils.data import FgBgDataset, VirtualFgBgDataset
-from fgbg_utils.extract import copy_dataset, import_course_layout, mask_box, natural_key, safe_extract
-from fgbg_utils.extract import export_course_layout as export_course_layout_of_package
+from fgbg_utils.extract import copy_dataset, safe_extract
 from fgbg_utils.manifest import read_manifest
 from fgbg_utils.report import write_report
 from fgbg_utils.runtime import mount_drive
