@@ -11,10 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,9 +21,8 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from .assets import AssetError, list_images, load_background, load_foreground
+from .build_assets import prepare_assets
 from .compose import MASK_THRESHOLD, MIN_HEIGHT_FRACTION, Box, compose, prepare_foreground, sample_box
-from .demo_assets import make_demo_background, make_demo_foreground
 from .depth import DepthSource, GroundCamera, make_depth_source
 from .manifest import (
     INDEX_LAYOUT,
@@ -39,7 +36,6 @@ from .manifest import (
     is_import,
     library_versions,
     read_manifest,
-    read_manifest_file,
     sample_kinds,
     shard_entries,
     write_manifest,
@@ -50,7 +46,6 @@ from .store import (
     INDEX_NAME,
     MANIFEST_NAME,
     ShardWriter,
-    atomic_path,
     encode_jpeg,
     encode_png_gray,
     member_names,
@@ -60,12 +55,9 @@ from .store import (
     sha256_file,
     shard_name,
     write_index,
-    write_png,
 )
 
 FLIPS = 2
-USER_RELATIVE_HEIGHT = (0.6, 1.0)
-"""Range of real height / camera height drawn for user foregrounds (their size is unknown)."""
 
 
 @dataclass(frozen=True)
@@ -118,130 +110,6 @@ class BuildResult:
     @property
     def rate(self) -> float:
         return self.samples_built / self.seconds if self.seconds > 0 else float("nan")
-
-
-class BuildInputError(ValueError):
-    """Some user assets cannot be used; the message lists every file and its problem."""
-
-
-# --- assets -------------------------------------------------------------------------------
-
-
-def _load_user_asset(task: tuple[str, str, int, bool]) -> tuple[str, np.ndarray | None, str]:
-    """(file, image or None, problem): a worker's load of one user image; never raises for bad files."""
-    kind, file, size, key_border = task
-    try:
-        if kind == "bg":
-            return file, load_background(Path(file), size), ""
-        return file, load_foreground(Path(file), max_side=2 * size, key_border=key_border), ""
-    except AssetError as error:
-        return file, None, error.problem
-
-
-def _user_assets(
-    kind: str, folder: str, config: BuildConfig, skipped: list[dict], mapper
-) -> list[tuple[str, np.ndarray]]:
-    tasks = [(kind, str(path), config.size, config.key_border) for path in list_images(Path(folder))]
-    usable = []
-    for file, image, problem in mapper(_load_user_asset, tasks):
-        if image is None:
-            skipped.append({"file": file, "kind": kind, "problem": problem})
-        else:
-            usable.append((file, image))
-    return usable
-
-
-def _demo_background(task: tuple[int, int, int]):
-    return make_demo_background(*task)
-
-
-def _demo_foreground(task: tuple[int, int, int]):
-    return make_demo_foreground(*task)
-
-
-def _take(usable: list, wanted: int, kind: str, folder: str | None) -> list:
-    if len(usable) < wanted:
-        flag = "--n-bg" if kind == "bg" else "--n-fg"
-        raise BuildInputError(
-            f"{folder}: {len(usable)} usable {kind} images, {flag} asks for {wanted}; pass {flag} {len(usable)}"
-        )
-    return usable[:wanted]
-
-
-def prepare_assets(
-    config: BuildConfig,
-    root: Path,
-    source: DepthSource,
-    skip_bad: bool = False,
-    mapper=map,
-    before_writing: Callable[[], None] = lambda: None,
-) -> dict:
-    """Load or draw the backgrounds and foregrounds, write their normalised copies to root/bg
-    and root/fg, and return their descriptions for the manifest.
-
-    User assets are all checked before anything is written: bad files stop the build with a
-    list of every problem, or with `skip_bad` are left out and listed. `before_writing` runs once
-    they passed, before the first file is written. `mapper` (a pool's map) spreads the loading or
-    drawing over processes.
-    """
-    skipped: list[dict] = []
-    if config.bg_dir:
-        bgs = [
-            (file, rgb, GroundCamera(), None)
-            for file, rgb in _user_assets("bg", config.bg_dir, config, skipped, mapper)
-        ]
-    else:
-        demo = mapper(_demo_background, [(i, config.size, config.seed) for i in range(config.n_bg)])
-        bgs = [("demo", d.rgb, d.camera, d.depth_m) for d in demo]
-    if config.fg_dir:
-        rng = np.random.default_rng([config.seed, 7])
-        user = _user_assets("fg", config.fg_dir, config, skipped, mapper)
-        fgs = [(file, rgba, float(rng.uniform(*USER_RELATIVE_HEIGHT)), "user") for file, rgba in user]
-    else:
-        demo_fgs = mapper(_demo_foreground, [(j, config.seed, config.size) for j in range(config.n_fg)])
-        fgs = [("demo", d.rgba, d.relative_height, d.kind) for d in demo_fgs]
-    if skipped and not skip_bad:
-        listing = "\n".join(f"  {s['file']}: {s['problem']}" for s in skipped)
-        raise BuildInputError(
-            f"{len(skipped)} input file(s) cannot be used "
-            f"(nothing was written; pass --skip-bad to leave them out):\n{listing}"
-        )
-    bgs = _take(bgs, config.n_bg, "bg", config.bg_dir)
-    fgs = _take(fgs, config.n_fg, "fg", config.fg_dir)
-
-    before_writing()
-    backgrounds, foregrounds = [], []
-    for index, (file, rgb, camera, depth_m) in enumerate(bgs):
-        image_path, depth_path = root / "bg" / f"bg_{index:03d}.png", root / "bg" / f"bg_{index:03d}_depth.png"
-        write_png(image_path, rgb)
-        write_png(depth_path, source.background(rgb, camera, depth_m))
-        backgrounds.append(
-            {
-                "id": index,
-                "file": f"bg/{image_path.name}",
-                "depth_file": f"bg/{depth_path.name}",
-                "source": file,
-                "camera": camera.to_dict(),
-                "sha256": sha256_file(image_path),
-                "depth_sha256": sha256_file(depth_path),
-            }
-        )
-    for index, (file, rgba, relative_height, kind) in enumerate(fgs):
-        path = root / "fg" / f"fg_{index:03d}.png"
-        write_png(path, rgba)
-        foregrounds.append(
-            {
-                "id": index,
-                "file": f"fg/{path.name}",
-                "source": file,
-                "kind": kind,
-                "relative_height": relative_height,
-                "height": int(rgba.shape[0]),
-                "width": int(rgba.shape[1]),
-                "sha256": sha256_file(path),
-            }
-        )
-    return {"backgrounds": backgrounds, "foregrounds": foregrounds, "skipped": skipped}
 
 
 # --- one shard ----------------------------------------------------------------------------
@@ -615,61 +483,3 @@ def print_summary(result: BuildResult, file=sys.stdout) -> None:
         f"built {result.samples_built:,} in {result.seconds:.1f} s = {result.rate:,.0f} samples/s",
         file=file,
     )
-
-
-def _copy_atomic(source: Path, target: Path) -> None:
-    with atomic_path(target) as tmp:
-        shutil.copyfile(source, tmp)
-
-
-def merge(root: Path, sources: list[Path] = ()) -> Path:
-    """Join slice builds into one dataset in `root`: copy in the shards of `sources` (other
-    folders holding slices), check that every shard is there and from the same settings, then
-    write index.csv and data_manifest.json."""
-    root = Path(root)
-    missing = [str(folder) for folder in map(Path, sources) if not folder.is_dir()]
-    if missing:
-        raise FileNotFoundError(f"merge: no such folder: {', '.join(missing)}")
-    slices = []
-    for folder in [root, *map(Path, sources)]:
-        for path in sorted(folder.glob("data_manifest.slice-*-of-*.json")):
-            slices.append((folder, path, read_manifest_file(path)))
-    if not slices:
-        raise FileNotFoundError(f"{root}: no slice manifests (data_manifest.slice-I-of-N.json) to merge")
-    root.mkdir(parents=True, exist_ok=True)
-    first = slices[0][2]
-    config = BuildConfig(**first["generation"]["parameters"])
-    digests = {}
-    for folder, path, manifest in slices:
-        if manifest["generation"]["parameters"] != asdict(config):
-            raise ValueError(f"{path}: built with other settings than {slices[0][1]}; slices must share every setting")
-        for kind in ("backgrounds", "foregrounds"):
-            if [a["sha256"] for a in manifest[kind]] != [a["sha256"] for a in first[kind]]:
-                raise ValueError(f"{path}: its {kind} differ from {slices[0][1]}")
-        for entry in manifest["shards"]:
-            target = root / entry["file"]
-            if folder != root and not target.exists():
-                _copy_atomic(folder / entry["file"], target)
-            digests[entry["bg"]] = entry["sha256"]
-        for info in manifest["backgrounds"] + manifest["foregrounds"]:
-            for key in ("file", "depth_file"):
-                if key in info and not (root / info[key]).exists():
-                    _copy_atomic(folder / info[key], root / info[key])
-    metas = {bg: finished_shard(root, config, bg) for bg in range(config.n_bg) if bg in digests}
-    missing = [bg for bg in range(config.n_bg) if metas.get(bg) is None]
-    if missing:
-        raise ValueError(f"{root}: shards {missing} are missing; build them with --shard I/N first")
-    assets = {k: first[k] for k in ("backgrounds", "foregrounds", "skipped")}
-    drawn_from = {bg: assets_digest(assets, bg) for bg in metas}
-    other = [bg for bg, meta in metas.items() if meta.get("assets", drawn_from[bg]) != drawn_from[bg]]
-    if other:
-        raise ValueError(
-            f"{root}: shards {other} were drawn from other assets than {slices[0][1]} lists (another kit "
-            "revision, or a file changed in place); rebuild them with --shard I/N"
-        )
-    shards = [metas[bg] for bg in range(config.n_bg)]
-    manifest = assemble_manifest(root, config, assets, shards, digests)
-    manifest.generation["depth"] = first["generation"]["depth"]
-    write_index(root / INDEX_NAME, index_rows(shards))
-    write_manifest(root / MANIFEST_NAME, manifest)  # last: a manifest means the dataset is whole
-    return root / MANIFEST_NAME

@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 from .assets import AssetError
-from .build import BuildInputError, make_dataset, merge, print_summary, profile_config
+from .build import make_dataset, print_summary, profile_config
+from .build_assets import BuildInputError
 from .manifest import read_manifest
+from .merge import merge
 from .runtime import PROFILES, get_profile, repo_root, runs_dir
 from .store import MANIFEST_NAME, write_json_atomic
 

@@ -17,11 +17,13 @@ from conftest import SMALL
 from PIL import Image
 
 from fgbg_utils import build as build_module
-from fgbg_utils.build import BuildConfig, BuildInputError, ensure_dataset, make_dataset, merge
+from fgbg_utils.build import BuildConfig, ensure_dataset, make_dataset
+from fgbg_utils.build_assets import BuildInputError
 from fgbg_utils.checks import recompute_statistics, verify_dataset
 from fgbg_utils.compose import Box, compose, prepare_foreground
 from fgbg_utils.depth import GroundCamera, encode_depth
 from fgbg_utils.manifest import read_manifest
+from fgbg_utils.merge import merge
 from fgbg_utils.store import encode_jpeg, read_index, read_png, read_sample, shard_name
 
 

@@ -5,10 +5,10 @@ import shutil
 
 import pytest
 
-from fgbg_utils.build import merge
 from fgbg_utils.course_layout import export_course_layout, import_course_layout
 from fgbg_utils.extract import copy_dataset
 from fgbg_utils.manifest import FORMAT_VERSION, index_rows, read_manifest
+from fgbg_utils.merge import merge
 from fgbg_utils.store import INDEX_NAME, MANIFEST_NAME, read_index, read_shard_meta, shard_name
 
 
