@@ -6,9 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from fgbg_utils.cli import main
@@ -338,3 +340,35 @@ def test_a_checkpoint_whose_dataset_is_elsewhere_asks_for_data(checkpoint, small
     with pytest.raises(ValueError, match=r"moved\.pt: the dataset it was trained on .* pass --data"):
         predict_pair(moved, *files, tmp_path / "out", progress=False)
     assert predict_pair(moved, *files, tmp_path / "out", data=small_dataset, progress=False)["mask"].exists()
+
+
+def test_trained_size_resizes_in_and_back_bilinearly(checkpoint, small_dataset, tmp_path):
+    bg, fg_bg = scene(64, 96, seed=9)  # seen at 32 x 48, with area averaging
+    paths = predict_pair(checkpoint, *save_pair(tmp_path, bg, fg_bg), tmp_path / "out", progress=False)
+    small = [cv2.resize(image, (48, 32), interpolation=cv2.INTER_AREA) for image in (bg, fg_bg)]
+    seen = reference(checkpoint, small_dataset, *small)
+    prob = F.interpolate(torch.from_numpy(seen["prob"])[None, None], size=(64, 96), mode="bilinear")[0, 0].numpy()
+    assert_same_mask(np.asarray(read(paths["mask"])), prob)
+    assert np.abs(np.asarray(read(paths["prob"]), dtype=np.int16) - np.rint(prob * 255)).max() <= 1
+
+
+def test_batches_of_mixed_sizes_give_what_pairs_one_by_one_give(checkpoint, tmp_path):
+    pairs = [save_pair(tmp_path / "in", *scene(*shape, seed=i), f"p{i}") for i, shape in
+             enumerate([(32, 32), (32, 32), (48, 32), (32, 32)])]  # fmt: skip
+    together = predict_pairs(checkpoint, pairs, tmp_path / "together", batch_size=2, progress=False)
+    alone = predict_pairs(checkpoint, pairs, tmp_path / "alone", batch_size=1, progress=False)
+    for a, b in zip(together, alone, strict=True):  # equal up to float rounding, which batch sizes may change
+        for name in ("prob", "depth"):
+            difference = np.asarray(read(a[name]), dtype=np.int16) - np.asarray(read(b[name]), dtype=np.int16)
+            assert np.abs(difference).max() <= 1, (a[name], name)
+        prob = np.asarray(read(b["prob"]))
+        differ = np.asarray(read(a["mask"])) != np.asarray(read(b["mask"]))
+        assert np.isin(prob[differ], (127, 128)).all()
+
+
+def test_two_photos_of_one_name_are_refused_before_anything_is_written(checkpoint, tmp_path):
+    first = save_pair(tmp_path / "one", *scene(32, 32), "same")
+    second = save_pair(tmp_path / "two", *scene(32, 32, seed=1), "same")
+    with pytest.raises(ValueError, match=r"two/same\.png: has the same name as .*one/same\.png"):
+        predict_pairs(checkpoint, [first, second], tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
