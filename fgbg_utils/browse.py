@@ -34,6 +34,7 @@ from .data import FgBgDataset, evenly_spaced, evenly_spaced_positions, make_load
 from .evaluate import evaluate, load_model, prepare_scoring
 from .manifest import read_manifest
 from .metrics import ID_KEYS, MetricAccumulator, mask_stats
+from .predict import predict_batch
 from .runtime import in_colab
 from .train import (
     TrainConfig,
@@ -45,7 +46,7 @@ from .train import (
     train,
 )
 from .transforms import prepare_batch
-from .viz import figure_png
+from .viz import figure_png, overlay_mask
 
 COLUMNS = ("bg", "fg_bg", "true mask", "predicted mask", "true depth", "predicted depth", "depth error")
 """The panels of one sample, left to right, in every figure and in the browser."""
@@ -230,14 +231,14 @@ def predict_split(
     with torch.no_grad():
         for batch in tqdm(loader, desc=f"predict {split_name}", disable=not progress):
             inputs = prepare_batch(batch, device, normaliser)
-            outputs = model(inputs["bg"], inputs["fg_bg"])
+            outputs = predict_batch(model, inputs["bg"], inputs["fg_bg"])
             arrays = {
                 "bg": batch["bg"].permute(0, 2, 3, 1),
                 "fg_bg": batch["fg_bg"].permute(0, 2, 3, 1),
                 "mask": batch["mask"][:, 0],
                 "depth": batch["depth"][:, 0],
-                "mask_prob": torch.sigmoid(outputs["mask"].float())[:, 0],
-                "depth_pred": outputs["depth"].float()[:, 0],
+                "mask_prob": outputs["mask_prob"][:, 0],
+                "depth_pred": outputs["depth"][:, 0],
                 **{key: batch[key] for key in ID_KEYS},
             }
             for name, value in arrays.items():
@@ -349,13 +350,6 @@ def _number(text: str) -> float | int | str:
 
 
 # --- drawing --------------------------------------------------------------------------------
-
-
-def overlay_mask(image: np.ndarray, mask: np.ndarray, colour=(255, 40, 40), alpha: float = 0.5) -> np.ndarray:
-    """`image` (uint8 HxWx3) with `mask` tinted in `colour`."""
-    tinted = image.astype(np.float32)
-    tinted[mask] = (1 - alpha) * tinted[mask] + alpha * np.asarray(colour, dtype=np.float32)
-    return tinted.round().astype(np.uint8)
 
 
 def draw_sample(

@@ -231,6 +231,56 @@ def evaluate_command(args) -> int:
     return 0
 
 
+def _add_predict(commands) -> None:
+    from .predict import AT_CHOICES
+
+    p = commands.add_parser(
+        "predict",
+        help="apply a checkpoint to your own image pairs: mask, probability, depth and overlay PNGs",
+        description="Pairs: --bg FILE --fg-bg FILE; --bg DIR --fg-bg DIR (matched by file stem); or --pairs CSV "
+        "(columns bg,fg_bg; relative paths from the CSV's folder). Outputs, named by the photo's stem: "
+        "STEM_mask.png, STEM_prob.png, STEM_depth.png, STEM_depth_color.png, STEM_overlay.png.",
+    )
+    p.add_argument("--checkpoint", required=True, type=Path, help="a train checkpoint, e.g. RUN/checkpoints/last.pt")
+    p.add_argument("--bg", type=Path, default=None, help="the background: an image file, or a folder of them")
+    p.add_argument("--fg-bg", type=Path, default=None, help="the photo with the object: a file, or a folder of them")
+    p.add_argument("--pairs", type=Path, default=None, help="a CSV with bg,fg_bg columns, instead of --bg/--fg-bg")
+    p.add_argument("--out", required=True, type=Path, help="folder for the output PNGs")
+    p.add_argument(
+        "--at",
+        choices=AT_CHOICES,
+        default="trained",
+        help="trained: the pair resized to the checkpoint's training size (recommended); native: at its own size",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="the dataset the checkpoint was trained on, for its normalisation (default: the folder its config names)",
+    )
+    p.add_argument("--batch-size", type=int, default=8, help="pairs per forward pass")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: a GPU when there is one)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def predict_command(args) -> int:
+    from .predict import find_pairs, predict_pairs
+
+    pairs = find_pairs(args.bg, args.fg_bg, args.pairs)
+    written = predict_pairs(
+        args.checkpoint,
+        pairs,
+        args.out,
+        at=args.at,
+        data=args.data,
+        device=args.device,
+        batch_size=args.batch_size,
+        progress=args.progress,
+    )
+    print(f"wrote {len(written) * len(written[0])} files for {len(written)} pair(s) into {args.out}")
+    return 0
+
+
 def _add_run_notebooks(commands) -> None:
     from .course import DEFAULT_TIMEOUT_MINUTES
 
@@ -298,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sources", type=Path, nargs="*", help="other folders holding slices to copy in")
     _add_train(commands)
     _add_evaluate(commands)
+    _add_predict(commands)
     _add_run_notebooks(commands)
     return parser
 
@@ -310,6 +361,7 @@ COMMANDS = {
     "merge": merge_command,
     "train": train_command,
     "evaluate": evaluate_command,
+    "predict": predict_command,
     "run-notebooks": run_notebooks_command,
 }
 

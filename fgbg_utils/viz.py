@@ -38,6 +38,13 @@ def show_images(
     return figure
 
 
+def overlay_mask(image: np.ndarray, mask: np.ndarray, colour=(255, 40, 40), alpha: float = 0.5) -> np.ndarray:
+    """`image` (uint8 HxWx3) with `mask` (bool HxW) tinted in `colour`."""
+    tinted = image.astype(np.float32)
+    tinted[mask] = (1 - alpha) * tinted[mask] + alpha * np.asarray(colour, dtype=np.float32)
+    return tinted.round().astype(np.uint8)
+
+
 def figure_png(figure, dpi: int = 100) -> bytes:
     """The figure drawn by Matplotlib's Agg canvas as PNG bytes, whatever backend is active: the
     same bytes in Jupyter, Colab, Voilà and a test (no display needed)."""
