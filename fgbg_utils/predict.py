@@ -45,8 +45,9 @@ from tqdm.auto import tqdm
 
 from .assets import BACKGROUND_FILL, AssetError, list_images, open_image
 from .evaluate import check_outputs, evaluation_size, load_model
+from .manifest import read_manifest
 from .runtime import choose_device
-from .store import read_manifest, write_png
+from .store import write_png
 from .train import load_checkpoint
 from .transforms import BatchNormaliser
 from .viz import overlay_mask

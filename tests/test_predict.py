@@ -15,9 +15,9 @@ from PIL import Image, ImageOps
 
 from fgbg_utils.cli import main
 from fgbg_utils.depth import decode_depth, encode_depth
+from fgbg_utils.manifest import read_manifest
 from fgbg_utils.models import build_model
 from fgbg_utils.predict import OUTPUTS, find_pairs, network_shape, predict_pair, predict_pairs
-from fgbg_utils.store import read_manifest
 from fgbg_utils.train import TrainConfig, latest_checkpoint, train
 
 TRAINED_SIZE = 32
