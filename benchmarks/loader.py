@@ -107,8 +107,10 @@ class NaiveDataset(Dataset):
 
 
 def extract(root: Path, out: Path, samples: list[int]) -> None:
-    """The samples as one file per image, the notebooks' layout (untimed)."""
-    if (out / "done").exists():
+    """The samples (the dataset's first N) as one file per image, the notebooks' layout (untimed);
+    a folder that already holds at least as many is kept."""
+    done = out / "done"
+    if done.exists() and done.read_text().strip().isdigit() and int(done.read_text()) >= len(samples):
         return
     for folder in ("fg_bg", "mask", "depth", "bg"):
         (out / folder).mkdir(parents=True, exist_ok=True)
@@ -119,7 +121,7 @@ def extract(root: Path, out: Path, samples: list[int]) -> None:
             for sample in np.asarray(samples)[index["bg"][samples] == bg]:
                 for name in member_names(int(sample)):
                     (out / name).write_bytes(archive.read(name))
-    (out / "done").touch()
+    done.write_text(f"{len(samples)}\n")
 
 
 def tree_rss() -> float:
