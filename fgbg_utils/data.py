@@ -736,18 +736,11 @@ class VirtualFgBgDataset(Dataset):
         """The composed uint8 frames of `rows` through the transform or the float conversion and
         resize, with the ids added."""
         if self.transform is not None:
-            arrays = {k: v.cpu().numpy() for k, v in composed.items()}
+            # HxWxC images contiguous in one batched copy: OpenCV works on them twice as fast as on views
+            arrays = {k: composed[k].permute(0, 2, 3, 1).contiguous().cpu().numpy() for k in ("bg", "fg_bg")}
+            arrays.update({k: composed[k][:, 0].cpu().numpy() for k in ("mask", "depth")})
             samples = [
-                sample_tensors(
-                    {
-                        "bg": arrays["bg"][b].transpose(1, 2, 0),
-                        "fg_bg": arrays["fg_bg"][b].transpose(1, 2, 0),
-                        "mask": arrays["mask"][b, 0],
-                        "depth": arrays["depth"][b, 0],
-                    },
-                    self.transform,
-                    self.output,
-                )
+                sample_tensors({k: v[b] for k, v in arrays.items()}, self.transform, self.output)
                 for b in range(len(rows))
             ]
             out = {k: torch.stack([sample[k] for sample in samples]).to(self.device) for k in samples[0]}

@@ -166,10 +166,9 @@ class Augmentation:
     def _noise(random: np.random.Generator, out: dict) -> None:
         if random.random() < 0.3:
             std = random.uniform(0.01, 0.03) * 255.0
-            noise = random.standard_normal(out["fg_bg"].shape, dtype=np.float32) * np.float32(std)
+            noise = np.rint(random.standard_normal(out["fg_bg"].shape, dtype=np.float32) * std).astype(np.int16)
             for key in IMAGES:
-                noisy = out[key].astype(np.float32) + noise
-                out[key] = np.clip(noisy + 0.5, 0, 255).astype(np.uint8)  # rounded, clipped
+                out[key] = cv2.add(out[key], noise, dtype=cv2.CV_8U)  # the sum clipped to 0..255
 
 
 def _stats(stats: dict, kind: str) -> tuple[np.ndarray, np.ndarray]:

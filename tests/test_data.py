@@ -165,6 +165,23 @@ def test_virtual_samples_equal_the_stored_ones(data):
     assert (batch["fg_bg"] != batch["bg"])[inside].float().mean() > 0.5
 
 
+def test_virtual_dataset_with_a_transform_gives_the_transform_of_its_frames(data):
+    """A batch through a transform is the transform of each composed frame, read as HxWx3 arrays
+    (seeded training transforms: the same draws in the same order)."""
+    manifest = read_manifest(data)
+    positions = np.arange(0, 12, 2)
+    frames = VirtualFgBgDataset(data, output="uint8").compose_batch(positions)
+    for train in (False, True):
+        transform = make_transforms(48, train=train, stats=manifest, seed=7, output="uint8")
+        got = VirtualFgBgDataset(data, transform=transform, output="uint8").batch(positions)
+        reference = make_transforms(48, train=train, stats=manifest, seed=7, output="uint8")
+        for b in range(len(positions)):
+            arrays = {k: frames[k][b].permute(1, 2, 0).numpy() for k in ("bg", "fg_bg")}
+            arrays.update({k: frames[k][b, 0].numpy() for k in ("mask", "depth")})
+            expected = reference(**arrays)
+            assert all(torch.equal(got[k][b], expected[k]) for k in expected), (train, b)
+
+
 def test_virtual_cpu_path_equals_compose_exactly(data):
     """On the CPU the virtual dataset is the builder's routine: fg_bg equals `compose` and depth
     `paste_depth` byte for byte, and the uint8 output is the float output's bytes."""
