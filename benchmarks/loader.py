@@ -21,7 +21,8 @@ it: samples/s with the training augmentation (flips, shift, colour) of `make_tra
 as the baseline (`WarpThenResize`: albumentations' affine shift of the stored 224 px images,
 then the resize), each over the zip shards (FgBgDataset, what `train` reads) and over the
 virtual dataset on the CPU; ratios against the baseline on the same dataset (target >= 4x at
-96 px). One run; the loaders run one after another on the same machine.
+96 px); and, to read them by, the CPU time per sample, in this process, of reading a sample from
+the zip and of each transform. One run; the loaders run one after another on the same machine.
 """
 
 from __future__ import annotations
@@ -199,6 +200,20 @@ def main() -> None:
 def training_loaders(root: Path, manifest: dict, samples: list[int]) -> None:
     """Training-augmented samples/s, today's former path against the new one (see the module's doc)."""
     n = len(samples)
+    stored = FgBgDataset(root, split=samples[:300])
+    started = time.process_time()
+    arrays = [stored.load_arrays(i) for i in range(len(stored))]
+    costs = [f"reading a sample from the zip {(time.process_time() - started) / len(arrays) * 1e3:.2f}"]
+    for size in TRAINING_SIZES:
+        for name, transform in (
+            ("former", WarpThenResize(size)),
+            ("new", make_transforms(size, train=True, stats=manifest, seed=0, output="uint8")),
+        ):
+            started = time.process_time()
+            for sample in arrays:
+                transform(**sample)
+            costs.append(f"{name} at {size} px {(time.process_time() - started) / len(arrays) * 1e3:.2f}")
+    print(f"CPU ms per sample in this process ({len(arrays)} samples): {', '.join(costs)}")
     print(f"training augmentation, {n} samples, batch {BATCH}, {WORKERS} workers, uint8 output:")
     for size in TRAINING_SIZES:
         transforms = {

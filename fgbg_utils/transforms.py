@@ -166,7 +166,9 @@ class Augmentation:
     def _noise(random: np.random.Generator, out: dict) -> None:
         if random.random() < 0.3:
             std = random.uniform(0.01, 0.03) * 255.0
-            noise = np.rint(random.standard_normal(out["fg_bg"].shape, dtype=np.float32) * std).astype(np.int16)
+            noise = np.empty(out["fg_bg"].shape, np.int16)
+            cv2.setRNGSeed(int(random.integers(2**31)))  # OpenCV's generator: 4x NumPy's speed here
+            cv2.randn(noise.reshape(noise.shape[0], -1), 0.0, std)  # rounded N(0, std) in every channel
             for key in IMAGES:
                 out[key] = cv2.add(out[key], noise, dtype=cv2.CV_8U)  # the sum clipped to 0..255
 
