@@ -15,7 +15,15 @@ each (target <= 2 s), for information (b') = (b) with workers=0 (all composed in
 and the RSS of (a)'s process tree at the start and end of an epoch (flat),
 and, for information, what `prepare_batch` (uint8 -> normalised float32) costs per batch when
 the device is this CPU (on a GPU it runs there, after a 4x smaller copy).
-One run; the three loaders run one after another on the same machine.
+Then the training loaders, at 96 and 224 px with 2 workers, uint8 output as training uses
+it: samples/s over a second epoch of persistent workers (the first, which starts them, is
+printed beside it) with the training augmentation (flips, shift, colour) of `make_transforms`
+(resize, then whole-pixel moves at the output size) against today's former path, rebuilt here
+as the baseline (`WarpThenResize`: albumentations' affine shift of the stored 224 px images,
+then the resize), each over the zip shards (FgBgDataset, what `train` reads) and over the
+virtual dataset on the CPU; ratios against the baseline on the same dataset (target >= 4x at
+96 px); and, to read them by, the CPU time per sample, in this process, of reading a sample from
+the zip and of each transform. One run; the loaders run one after another on the same machine.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ import time
 import zipfile
 from pathlib import Path
 
+import albumentations as A
+import cv2
 import numpy as np
 import psutil
 import torch
@@ -36,10 +46,45 @@ from fgbg_utils.build import BuildConfig, make_dataset
 from fgbg_utils.data import FgBgDataset, VirtualFgBgDataset, make_loader, read_index_arrays
 from fgbg_utils.manifest import read_manifest
 from fgbg_utils.store import MANIFEST_NAME, member_names, shard_name
-from fgbg_utils.transforms import BatchNormaliser, make_transforms, prepare_batch
+from fgbg_utils.transforms import BatchNormaliser, make_transforms, prepare_batch, uint8_tensors
 
 BATCH = 64
 WORKERS = 2
+TRAINING_SIZES = (96, 224)
+
+
+class WarpThenResize:
+    """The former training transform (uint8 output), the baseline: flip and an affine shift of up
+    to 6 % at the stored size, then the resize and the colour changes, in albumentations."""
+
+    output = "uint8"
+
+    def __init__(self, size: int):
+        linear = cv2.INTER_LINEAR
+        steps = [
+            A.HorizontalFlip(p=0.5),
+            A.Affine(
+                translate_percent=(-0.06, 0.06),
+                interpolation=linear,
+                mask_interpolation=cv2.INTER_NEAREST,
+                fill=0,
+                fill_mask=0,
+                border_mode=cv2.BORDER_CONSTANT,
+                p=0.7,
+            ),
+            A.Resize(size, size, interpolation=linear, mask_interpolation=cv2.INTER_NEAREST_EXACT),
+            A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.5),
+            A.HueSaturationValue(hue_shift_limit=5, sat_shift_limit=15, val_shift_limit=0, p=0.5),
+            A.GaussNoise(std_range=(0.01, 0.03), p=0.3),
+        ]
+        self.pipeline = A.Compose(steps, additional_targets={"bg": "image", "depth": "mask"}, seed=0)
+
+    def augment(self, bg: np.ndarray, fg_bg: np.ndarray, mask: np.ndarray, depth: np.ndarray) -> dict:
+        out = self.pipeline(image=fg_bg, bg=bg, mask=mask, depth=depth)
+        return {"bg": out["bg"], "fg_bg": out["image"], "mask": out["mask"], "depth": out["depth"]}
+
+    def __call__(self, bg: np.ndarray, fg_bg: np.ndarray, mask: np.ndarray, depth: np.ndarray) -> dict:
+        return uint8_tensors(self.augment(bg, fg_bg, mask, depth))
 
 
 class NaiveDataset(Dataset):
@@ -65,8 +110,10 @@ class NaiveDataset(Dataset):
 
 
 def extract(root: Path, out: Path, samples: list[int]) -> None:
-    """The samples as one file per image, the notebooks' layout (untimed)."""
-    if (out / "done").exists():
+    """The samples (the dataset's first N) as one file per image, the notebooks' layout (untimed);
+    a folder that already holds at least as many is kept."""
+    done = out / "done"
+    if done.exists() and done.read_text().strip().isdigit() and int(done.read_text()) >= len(samples):
         return
     for folder in ("fg_bg", "mask", "depth", "bg"):
         (out / folder).mkdir(parents=True, exist_ok=True)
@@ -77,7 +124,7 @@ def extract(root: Path, out: Path, samples: list[int]) -> None:
             for sample in np.asarray(samples)[index["bg"][samples] == bg]:
                 for name in member_names(int(sample)):
                     (out / name).write_bytes(archive.read(name))
-    (out / "done").touch()
+    done.write_text(f"{len(samples)}\n")
 
 
 def tree_rss() -> float:
@@ -106,6 +153,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=Path("runs/bench/loader"))
     parser.add_argument("--samples", type=int, default=4000, help="samples per loader (the first N of the dataset)")
+    parser.add_argument("--training-samples", type=int, default=2000, help="samples per training loader")
     args = parser.parse_args()
     torch.set_num_threads(1)  # the workers do the work; the main process only waits
     if not (args.root / MANIFEST_NAME).exists():
@@ -148,6 +196,50 @@ def main() -> None:
     print(
         f"prepare_batch on this CPU (1 thread): {per_batch * 1e3:.0f} ms per batch of {BATCH} (not in the rates above)"
     )
+    training_loaders(args.root, manifest, samples[: args.training_samples])
+
+
+def training_loaders(root: Path, manifest: dict, samples: list[int]) -> None:
+    """Training-augmented samples/s, today's former path against the new one (see the module's doc)."""
+    n = len(samples)
+    stored = FgBgDataset(root, split=samples[:300])
+    started = time.process_time()
+    arrays = [stored.load_arrays(i) for i in range(len(stored))]
+    costs = [f"reading a sample from the zip {(time.process_time() - started) / len(arrays) * 1e3:.2f}"]
+    for size in TRAINING_SIZES:
+        for name, transform in (
+            ("former", WarpThenResize(size)),
+            ("new", make_transforms(size, train=True, stats=manifest, seed=0, output="uint8")),
+        ):
+            started = time.process_time()
+            for sample in arrays:
+                transform(**sample)
+            costs.append(f"{name} at {size} px {(time.process_time() - started) / len(arrays) * 1e3:.2f}")
+    print(f"CPU ms per sample in this process ({len(arrays)} samples): {', '.join(costs)}")
+    print(f"training augmentation, {n} samples, batch {BATCH}, {WORKERS} workers, uint8 output:")
+    for size in TRAINING_SIZES:
+        transforms = {
+            "warp then resize (former)": WarpThenResize(size),
+            "resize then move (new)": make_transforms(size, train=True, stats=manifest, seed=0, output="uint8"),
+        }
+        for source in ("zip", "virtual"):
+            rates = {}
+            for name, transform in transforms.items():
+                if source == "zip":
+                    dataset = FgBgDataset(root, split=samples, transform=transform)
+                else:
+                    dataset = VirtualFgBgDataset(root, split=samples, transform=transform, output="uint8")
+                loader = make_loader(dataset, BATCH, workers=WORKERS, device="cpu", persistent_workers=True)
+                first = run(loader, n)["rate"]  # includes starting the workers
+                rates[name] = run(loader, n)["rate"]  # the same workers, a second epoch
+                print(
+                    f"  {size:3d} px {source:7s} {name:26s} {rates[name]:8.0f} samples/s "
+                    f"(first epoch, starting the workers: {first:.0f})"
+                )
+                del loader  # ends its workers
+            former, new = rates.values()
+            target = " (target >= 4x)" if size == 96 else ""
+            print(f"  {size:3d} px {source:7s} new / former = {new / former:.1f}x{target}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from fgbg_utils.compose import Box, compose, prepare_foreground
 from fgbg_utils.data import (
@@ -164,6 +164,23 @@ def test_virtual_samples_equal_the_stored_ones(data):
     # the object is really there: fg_bg differs from bg inside the mask
     inside = batch["mask"].expand_as(batch["fg_bg"]) > 0
     assert (batch["fg_bg"] != batch["bg"])[inside].float().mean() > 0.5
+
+
+def test_virtual_dataset_with_a_transform_gives_the_transform_of_its_frames(data):
+    """A batch through a transform is the transform of each composed frame, read as HxWx3 arrays
+    (seeded training transforms: the same draws in the same order)."""
+    manifest = read_manifest(data)
+    positions = np.arange(0, 12, 2)
+    frames = VirtualFgBgDataset(data, output="uint8").compose_batch(positions)
+    for train in (False, True):
+        transform = make_transforms(48, train=train, stats=manifest, seed=7, output="uint8")
+        got = VirtualFgBgDataset(data, transform=transform, output="uint8").batch(positions)
+        reference = make_transforms(48, train=train, stats=manifest, seed=7, output="uint8")
+        for b in range(len(positions)):
+            arrays = {k: frames[k][b].permute(1, 2, 0).numpy() for k in ("bg", "fg_bg")}
+            arrays.update({k: frames[k][b, 0].numpy() for k in ("mask", "depth")})
+            expected = reference(**arrays)
+            assert all(torch.equal(got[k][b], expected[k]) for k in expected), (train, b)
 
 
 def test_virtual_cpu_path_equals_compose_exactly(data):
@@ -419,6 +436,24 @@ def test_virtual_loader_keeps_whole_batches_when_the_frames_are_not_sent_as_comp
     )
     with pytest.raises(TypeError, match="needs a VirtualFgBgDataset"):
         VirtualBatchLoader(FgBgDataset(data), batch_size=8, num_workers=2)
+
+
+def test_a_virtual_dataset_composing_on_a_gpu_loads_in_this_process(data, capsys):
+    """Forked workers cannot use the parent's CUDA context, so a virtual dataset that composes on a
+    GPU (a CPU one standing in, its device reported as cuda) gets workers=0 and one line saying so,
+    also under a Subset; one on the CPU keeps its workers, persistent unless asked otherwise."""
+    on_gpu = VirtualFgBgDataset(data, output="uint8")
+    on_gpu.device = torch.device("cuda", 0)
+    for dataset in (on_gpu, Subset(on_gpu, [0, 1, 2])):
+        loader = make_loader(dataset, batch_size=8, workers=2, device="cpu")
+        assert loader.num_workers == 0 and not loader.persistent_workers
+        assert "composes on cuda:0" in capsys.readouterr().out
+    assert make_loader(on_gpu, batch_size=8, device="cpu").num_workers == 0  # the default too, silently
+    assert capsys.readouterr().out == ""
+    on_cpu = VirtualFgBgDataset(data, output="uint8")
+    assert make_loader(on_cpu, batch_size=8, workers=2, device="cpu").persistent_workers
+    kept = make_loader(on_cpu, batch_size=8, workers=2, device="cpu", persistent_workers=False)
+    assert kept.num_workers == 2 and not kept.persistent_workers
 
 
 def test_shuffle_is_seeded(data):

@@ -34,6 +34,22 @@ def test_notebook_conventions(notebook: Path):
     assert any(c.source.startswith("# NBVAL_CHECK_OUTPUT") for c in cells), "check at least one deterministic cell"
 
 
+def test_setup_cells_are_identical_with_the_repository_in_one_place():
+    """One Colab bootstrap for every notebook (`tests/test_colab_bootstrap.py` runs it), its
+    repository URL only in the `KIT_REPO` parameter at the top."""
+    setups = {nb.name: next(c for c in jupytext.read(nb).cells if c.cell_type == "code").source for nb in NOTEBOOKS}
+    first = setups[NOTEBOOKS[0].name]
+    assert all(source == first for source in setups.values()), [n for n, s in setups.items() if s != first]
+    code = [line for line in first.splitlines() if line and not line.startswith("#")]
+    assert code[:4] == [
+        "import os",
+        "import subprocess",
+        "import sys",
+        'KIT_REPO = os.environ.get("FGBG_KIT_REPO", "https://github.com/fgbg-kit/fgbg-kit")',
+    ]
+    assert first.count("github.com/") == 1 and "GIT_TERMINAL_PROMPT" in first
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_committed_outputs_come_from_a_demo_run(notebook: Path):
     cells = [c for c in jupytext.read(notebook).cells if c.cell_type == "code"]

@@ -1,5 +1,9 @@
 """Resizing keeps mask and depth on the pixel grid the images are sampled on."""
 
+import multiprocessing
+import os
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -9,7 +13,7 @@ from fgbg_utils.data import VirtualFgBgDataset
 from fgbg_utils.evaluate import BackgroundDepths
 from fgbg_utils.manifest import read_manifest
 from fgbg_utils.store import read_png
-from fgbg_utils.transforms import make_transforms, resize_nearest
+from fgbg_utils.transforms import make_transforms, resize_nearest, shift_image
 
 
 def _centre_sources(source: int, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -125,3 +129,98 @@ def test_background_depth_baseline_is_resized_like_the_depth_targets(small_datas
         rgb = np.zeros((*stored.shape, 3), np.uint8)
         target = transform.augment(rgb, rgb, np.zeros_like(stored), stored)["depth"]
         assert np.array_equal((baseline(torch.tensor([bg]))[0, 0] * 255).round().numpy(), target)
+
+
+def _square_scene() -> dict[str, np.ndarray]:
+    """192 px: a black bg, fg_bg with a white square on even rows and columns (so that halving to
+    96 px puts its edges exactly between output pixels, in the images as in the mask), depth 250
+    on the square and 50 elsewhere."""
+    mask = np.zeros((192, 192), np.uint8)
+    mask[40:120, 60:140] = 1
+    return {
+        "bg": np.zeros((192, 192, 3), np.uint8),
+        "fg_bg": np.repeat(mask[..., None] * 255, 3, axis=2),
+        "mask": mask,
+        "depth": np.where(mask > 0, 250, 50).astype(np.uint8),
+    }
+
+
+def test_training_augmentation_keeps_mask_and_image_aligned_to_the_pixel():
+    """With flips, shifts and colour on, the pixels where fg_bg differs from bg are exactly the
+    mask's, the mask stays 0/1 and whole (the 40x40 px square), depth keeps its two levels (0 on
+    uncovered borders), and the draws do flip, shift and recolour."""
+    scene = _square_scene()
+    stats = {"bg": {"mean": [0.5] * 3, "std": [0.25] * 3}}
+    boxes, colours = set(), set()
+    for seed in range(40):
+        out = make_transforms(96, train=True, stats=stats, seed=seed, output="uint8").augment(**scene)
+        mask = out["mask"]
+        assert set(np.unique(mask).tolist()) <= {0, 1} and mask.sum() == 40 * 40
+        assert np.array_equal((out["fg_bg"] != out["bg"]).any(-1), mask.astype(bool)), f"seed {seed}"
+        assert set(np.unique(out["depth"][mask > 0]).tolist()) == {250}
+        assert set(np.unique(out["depth"][mask == 0]).tolist()) <= {0, 50}
+        rows, columns = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        boxes.add((rows[0], columns[0]))
+        colours.add(int(out["bg"][48, 48, 0]))
+    unflipped, flipped = 30, 96 - 70  # the square's first column as is and mirrored
+    assert len(boxes) >= 10 and {c for _, c in boxes} & set(range(unflipped - 6, unflipped + 7))
+    assert {c for _, c in boxes} & set(range(flipped - 6, flipped + 7)) - {unflipped}
+    assert len(colours) >= 5  # brightness / noise changed the black background
+
+
+def test_training_geometry_is_the_evaluation_resize_flipped_and_moved_by_whole_pixels():
+    """Every training sample (colour off) is the evaluation transform's output, itself OpenCV's
+    resize, possibly mirrored and moved by whole pixels (at most 6 % of the frame, borders 0), the
+    same move for all four images; a draw that moves nothing gives exactly the evaluation's output."""
+    rng = np.random.default_rng(0)
+    arrays = {
+        "bg": rng.integers(0, 256, (224, 224, 3), dtype=np.uint8),
+        "fg_bg": rng.integers(0, 256, (224, 224, 3), dtype=np.uint8),
+        "mask": rng.integers(0, 2, (224, 224), dtype=np.uint8),
+        "depth": rng.integers(1, 256, (224, 224), dtype=np.uint8),
+    }
+    stats = {"bg": {"mean": [0.5] * 3, "std": [0.25] * 3}}
+    evaluation = make_transforms(96, train=False, stats=stats, output="uint8").augment(**arrays)
+    linear, exact = cv2.INTER_LINEAR, cv2.INTER_NEAREST_EXACT
+    for key in ("bg", "fg_bg", "mask", "depth"):
+        reference = cv2.resize(arrays[key], (96, 96), interpolation=linear if key in ("bg", "fg_bg") else exact)
+        assert np.array_equal(evaluation[key], reference), key
+    reach = round(0.06 * 96)
+    moves = {}
+    for seed in range(30):
+        out = make_transforms(96, train=True, stats=stats, photometric=False, seed=seed).augment(**arrays)
+        found = [
+            (flip, dx, dy)
+            for flip in (False, True)
+            for dx in range(-reach, reach + 1)
+            for dy in range(-reach, reach + 1)
+            if all(
+                np.array_equal(out[k], shift_image(evaluation[k][:, ::-1] if flip else evaluation[k], dx, dy))
+                for k in evaluation
+            )
+        ]
+        assert len(found) == 1, f"seed {seed}: not one whole-pixel move of the evaluation's output"
+        moves[seed] = found[0]
+    assert (False, 0, 0) in moves.values() and len(set(moves.values())) >= 10
+
+
+def test_augmentation_is_reproducible_and_differs_between_forked_workers():
+    """A seed (or `pipeline.set_random_seed`, as training calls it per sample) repeats the draws;
+    without one, forked worker processes do not repeat each other's."""
+    scene = _square_scene()
+    stats = {"bg": {"mean": [0.5] * 3, "std": [0.25] * 3}}
+    transform = make_transforms(96, train=True, stats=stats, seed=5, output="uint8")
+    first = [transform(**scene)["fg_bg"] for _ in range(3)]
+    transform.pipeline.set_random_seed(5)
+    assert all(torch.equal(a, transform(**scene)["fg_bg"]) for a in first)
+    unseeded = make_transforms(96, train=True, stats=stats, output="uint8")
+    context = multiprocessing.get_context("fork")
+    with context.Pool(2) as pool:
+        draws = pool.map(_draws_in_a_worker, [unseeded] * 2, chunksize=1)
+    pids, values = zip(*draws, strict=True)
+    assert len(set(pids)) == 2 and values[0] != values[1]
+
+
+def _draws_in_a_worker(transform) -> tuple[int, list[float]]:
+    time.sleep(0.2)  # keep this worker busy so that the other one takes the second task
+    return os.getpid(), transform.pipeline._generator().random(4).tolist()
