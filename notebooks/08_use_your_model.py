@@ -16,6 +16,9 @@
 # %% [markdown]
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fgbg-kit/fgbg-kit/blob/main/notebooks/08_use_your_model.ipynb)
 #
+# Your fork: in this badge's link put your GitHub user and repository in place of
+# `fgbg-kit/fgbg-kit`, and set `KIT_REPO` in the setup cell below to your fork's URL.
+#
 # # 08 · Use your model on your own photos
 #
 # A trained checkpoint is meant to be used: give it a background and the same scene with something
@@ -24,20 +27,31 @@
 # pairs saved as files (what `python -m fgbg_utils predict` does) and on photos you upload.
 
 # %%
-# Runtime setup. On Colab: fetch the kit and install what it needs; Colab's own torch and
-# torchvision are kept (never reinstalled).
+# Runtime setup. On Colab: fetch the kit (or use your copy of it on Drive) and install what it
+# needs; Colab's own torch and torchvision are kept (never reinstalled).
+# Your fork: set KIT_REPO to its URL (or the environment variable FGBG_KIT_REPO).
 import os
 import subprocess
 import sys
 
+KIT_REPO = os.environ.get("FGBG_KIT_REPO", "https://github.com/fgbg-kit/fgbg-kit")
+
 if "google.colab" in sys.modules:
-    if not os.path.exists("/content/fgbg-kit"):
-        subprocess.run(["git", "clone", "-q", "https://github.com/fgbg-kit/fgbg-kit", "/content/fgbg-kit"], check=True)
-    else:  # a reused runtime: bring the kit up to date (kept as it is if you changed it)
-        subprocess.run(["git", "-C", "/content/fgbg-kit", "pull", "-q", "--ff-only"], check=False)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/fgbg-kit"], check=True)
-    sys.path.insert(0, "/content/fgbg-kit")
-    os.chdir("/content/fgbg-kit/notebooks")
+    kit = os.environ.get("FGBG_KIT_DIR", "/content/fgbg-kit")
+    on_drive = os.environ.get("FGBG_KIT_DRIVE", "/content/drive/MyDrive/fgbg-kit")  # used when Drive is mounted
+    git = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}  # fail instead of asking for a password
+    if os.path.exists(os.path.join(on_drive, "pyproject.toml")):
+        kit = on_drive  # your copy on Drive, used as it is
+    elif not os.path.exists(kit):
+        if subprocess.run(["git", "clone", "-q", KIT_REPO, kit], env=git).returncode:
+            raise SystemExit(
+                f"Could not clone {KIT_REPO}: set KIT_REPO to your fork's URL, or put a copy of the kit at {on_drive}"
+            )
+    elif subprocess.run(["git", "-C", kit, "pull", "-q", "--ff-only"], env=git).returncode:
+        print(f"warning: could not update {kit} from its remote (offline, or changed here); the kit is left as it is")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", kit], check=True)
+    sys.path.insert(0, kit)
+    os.chdir(os.path.join(kit, "notebooks"))
 
 from fgbg_utils.runtime import describe_runtime
 
