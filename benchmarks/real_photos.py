@@ -19,7 +19,7 @@ Steps, each resumed on a rerun (work under runs/real_photos/, git-ignored):
 Target: unseen per-image mask IoU >= 0.92, above the difference baseline. The script reports, it
 does not gate (exit 0 when every step ran).
 
-    python benchmarks/real_photos.py [--minutes 10]      # or: make real-photos
+    python benchmarks/real_photos.py [--minutes 10] [--train-options "--sizes 64,96"]   # or: make real-photos
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import io
 import json
 import os
 import random
+import shlex
 import shutil
 import subprocess
 import sys
@@ -37,12 +38,16 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image, ImageOps
 
 from fgbg_utils.assets import AssetError, open_image
+from fgbg_utils.browse import SplitPredictions, predict_split, prediction_grid
+from fgbg_utils.data import evenly_spaced_positions
 from fgbg_utils.runtime import runs_dir
-from fgbg_utils.store import sha256_file, write_bytes_atomic, write_json_atomic
+from fgbg_utils.store import read_manifest, sha256_file, write_bytes_atomic, write_json_atomic
+from fgbg_utils.viz import figure_png
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 224
@@ -421,19 +426,27 @@ def build(assets: Path, data: Path) -> None:
         str(data), *sizes)  # fmt: skip
 
 
-def train(data: Path, run: Path, minutes: float) -> dict:
-    """Train the default recipe for `minutes` (once: a finished run is read back; a killed one resumes
-    with a fresh budget of `minutes`); the trainer's summary with the load average around it."""
+def train(data: Path, run: Path, minutes: float, options: list[str] = ()) -> dict:
+    """Train the default recipe (`options` added) for `minutes`, once: a finished run is read back, a
+    killed one resumes with a fresh budget of `minutes`; the trainer's summary with the load average
+    before and after."""
     done = run / "train_summary.json"
     if done.exists():
         return json.loads(done.read_text())
     resume = ["--resume"] if (run / "checkpoints" / "last.pt").exists() else []
     before = os.getloadavg()
-    lines = kit("train", "--data", str(data), "--out", str(run), "--minutes", str(minutes), *resume, capture=True)
+    command = ["train", "--data", str(data), "--out", str(run), "--minutes", str(minutes), *options, *resume]
+    lines = kit(*command, capture=True)
     summary = json.loads(lines.strip().splitlines()[-1])
     summary["load_average_before"], summary["load_average_after"] = before, os.getloadavg()
     write_json_atomic(done, summary)
     return summary
+
+
+def run_name(minutes: float, options: list[str]) -> str:
+    """The run folder's name: the budget, and the extra options when there are any."""
+    extra = "".join(ch if ch.isalnum() or ch in ".,=-" else "_" for ch in "_".join(o.lstrip("-") for o in options))
+    return f"run_{minutes:g}min" + (f"_{extra}" if extra else "")
 
 
 def evaluate(data: Path, run: Path) -> dict:
@@ -478,19 +491,11 @@ def verdict(result: dict) -> str:
     )
 
 
-def write_grid(data: Path, run: Path, path: Path, rows: int = 6, colours: int = 256) -> int:
-    """A prediction grid of `rows` evenly spaced unseen_test samples as a palette PNG; its bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from fgbg_utils.browse import predict_split, prediction_grid
-    from fgbg_utils.viz import figure_png
-
-    predictions = predict_split(run / "checkpoints" / "last.pt", data, "unseen_test", limit=rows, progress=False)
-    title = f"real photos, unseen backgrounds and foregrounds: {rows} samples (step {predictions.step})"
-    figure = prediction_grid(predictions, title=title)
+def write_grid(predictions: SplitPredictions, path: Path, rows: int = 6, colours: int = 256) -> int:
+    """A prediction grid of `rows` evenly spaced samples of `predictions` as a palette PNG (small
+    enough to commit); its size in bytes."""
+    title = f"real photos, unseen backgrounds and foregrounds: {rows} of {len(predictions)} samples"
+    figure = prediction_grid(predictions, evenly_spaced_positions(len(predictions), rows), title=title)
     png = figure_png(figure, dpi=72)
     plt.close(figure)
     buffer = io.BytesIO()
@@ -499,11 +504,36 @@ def write_grid(data: Path, run: Path, path: Path, rows: int = 6, colours: int = 
     return len(buffer.getvalue())
 
 
+def shared_photo_scores(predictions: SplitPredictions, manifest: dict, sources: dict) -> dict:
+    """Per-image mask IoU over the test samples whose background is a crop of a photo that also
+    gives a training background (a zoomed crop, see `crop_plan`) and over the rest, with their counts."""
+    photo = {record["file"]: record["photo"] for record in sources["backgrounds"]}
+    photo_of_bg = [photo[Path(bg["source"]).name] for bg in manifest["backgrounds"]]
+    bg_ids = np.asarray(predictions.ids["bg_id"])
+    tested = set(bg_ids.tolist())
+    trained = {photo_of_bg[i] for i in range(len(photo_of_bg)) if i not in tested}
+    shared = np.isin(bg_ids, [i for i in tested if photo_of_bg[i] in trained])
+    iou = predictions.mask_scores()["iou"]
+    return {
+        "shared_backgrounds": sorted(int(i) for i in set(bg_ids[shared].tolist())),
+        "shared_samples": int(shared.sum()),
+        "shared_iou": float(iou[shared].mean()) if shared.any() else float("nan"),
+        "unshared_samples": int((~shared).sum()),
+        "unshared_iou": float(iou[~shared].mean()),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget (1 for a quick check)")
     parser.add_argument("--work", type=Path, default=None, help="work folder (default runs/real_photos)")
     parser.add_argument("--grid", type=Path, default=REPO / "docs" / "real_photos" / "grid.png")
+    parser.add_argument(
+        "--train-options",
+        default="",
+        help="extra options for train, one string (default none: the kit's default recipe); "
+        "the run folder is named after them",
+    )
     args = parser.parse_args()
     if not args.minutes > 0:
         parser.error(f"--minutes must be above 0, got {args.minutes}")
@@ -514,21 +544,30 @@ def main() -> int:
     print(describe_assets(json.loads((assets / "sources.json").read_text())), flush=True)
     data = work / "data"
     build(assets, data)
-    run = work / f"run_{args.minutes:g}min"
-    summary = train(data, run, args.minutes)
+    options = shlex.split(args.train_options)
+    run = work / run_name(args.minutes, options)
+    summary = train(data, run, args.minutes, options)
     result = evaluate(data, run)
-    grid_bytes = write_grid(data, run, args.grid)
+    predictions = predict_split(run / "checkpoints" / "last.pt", data, "unseen_test")
+    grid_bytes = write_grid(predictions, args.grid)
+    sources = json.loads((assets / "sources.json").read_text())
+    shared = shared_photo_scores(predictions, read_manifest(data), sources)
+    write_json_atomic(run / "shared_photos.json", shared)
 
     load = ", ".join(f"{v:.1f}" for v in summary["load_average_before"])
     report = "\n".join(
         [
             f"unseen_test: {result['samples']:,} samples at {result['size']} px, model {result['model']}, "
             f"{summary['steps']:,} steps in {summary['minutes']:.1f} min (stopped by {summary['stopped']}; "
+            f"train options: {args.train_options or 'the defaults'}; "
             f"load average before training {load} on {os.cpu_count()} cores)",
             "",
             results_table(result),
             "",
             verdict(result),
+            f"{len(shared['shared_backgrounds'])} test backgrounds are crops of photos with a training crop too: "
+            f"per-image IoU {shared['shared_iou']:.4f} on their {shared['shared_samples']} samples, "
+            f"{shared['unshared_iou']:.4f} on the other {shared['unshared_samples']}",
             f"grid: {args.grid} ({grid_bytes / 1024:.0f} KiB)",
         ]
     )

@@ -138,3 +138,30 @@ def test_results_table_puts_the_model_beside_both_baselines(photos):
 )
 def test_verdict_needs_the_target_and_the_baseline_beaten(photos, model, baseline, met):
     assert ("NOT MET" not in photos.verdict(_result(model, baseline))) is met
+
+
+def test_shared_photo_scores_split_the_test_samples_by_a_training_crop_of_their_photo(photos):
+    from fgbg_utils.browse import SplitPredictions
+
+    count, size = 4, 8
+    mask = np.zeros((count, size, size), np.uint8)
+    mask[:, 2:6, 2:6] = 1
+    prob = mask.astype(np.float32)
+    prob[2:] = 1.0 - prob[2:]  # samples 2 and 3 predicted inside out: IoU 0
+    images = np.zeros((count, size, size, 3), np.uint8)
+    depth = np.zeros((count, size, size), np.uint8)
+    ids = {"sample": np.arange(count), "bg_id": np.array([0, 1, 2, 2])}
+    predictions = SplitPredictions.from_arrays(
+        "unseen_test", images, images, mask, prob, depth, depth.astype(float), ids
+    )
+    # bg 3 (trained on) is a zoomed crop of bg 1's photo; bgs 0 and 2 are their photos' only crops
+    manifest = {"backgrounds": [{"source": f"/x/bg_{i:03d}.png"} for i in range(4)]}
+    sources = {"backgrounds": [{"file": f"bg_{i:03d}.png", "photo": p} for i, p in enumerate([0, 1, 2, 1])]}
+    scores = photos.shared_photo_scores(predictions, manifest, sources)
+    assert scores == {
+        "shared_backgrounds": [1],
+        "shared_samples": 1,
+        "shared_iou": 1.0,
+        "unshared_samples": 3,
+        "unshared_iou": pytest.approx(1 / 3),
+    }
