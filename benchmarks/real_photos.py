@@ -14,7 +14,8 @@ Steps, each resumed on a rerun (work under runs/real_photos/, git-ignored):
 2. ``python -m fgbg_utils make-dataset --depth prior`` (N_BG x N_FG x 2 flips x PLACEMENTS).
 3. ``python -m fgbg_utils train`` with the default recipe for ``--minutes`` (a killed run resumes).
 4. ``python -m fgbg_utils evaluate`` on ``unseen_test``; a markdown table of the model beside the
-   difference-mask and background-depth baselines; a prediction grid PNG (docs/real_photos/grid.png).
+   difference-mask and background-depth baselines; a prediction grid PNG (docs/real_photos/grid.png);
+   the IoU of the test backgrounds cropped from a photo that also gives a training crop, apart.
 
 Target: unseen per-image mask IoU >= 0.92, above the difference baseline. The script reports, it
 does not gate (exit 0 when every step ran).
@@ -527,7 +528,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget (1 for a quick check)")
     parser.add_argument("--work", type=Path, default=None, help="work folder (default runs/real_photos)")
-    parser.add_argument("--grid", type=Path, default=REPO / "docs" / "real_photos" / "grid.png")
+    parser.add_argument(
+        "--grid", type=Path, default=REPO / "docs" / "real_photos" / "grid.png", help="prediction grid PNG to write"
+    )
     parser.add_argument(
         "--train-options",
         default="",
