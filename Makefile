@@ -14,7 +14,7 @@ CHROMIUM := $(if $(filter 1,$(FGBG_SKIP_BROWSER)),,/usr/bin/chromium)
 PROFILE ?= demo
 OUT ?= runs/$(PROFILE)
 
-.PHONY: demo test lint nbtest sync clean
+.PHONY: demo test lint nbtest sync clean real-photos
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ test: lint $(STAMP) $(CHROMIUM)
 /usr/bin/chromium:
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+
+# The real-photo benchmark (benchmarks/real_photos.py): installs its Debian asset packages (root), builds,
+# trains 10 minutes, scores unseen_test and writes docs/real_photos/grid.png. PHOTOS_FLAGS=--minutes 1 checks it.
+real-photos: $(STAMP)
+	$(BIN)/python benchmarks/real_photos.py $(PHOTOS_FLAGS)
 
 sync: $(STAMP)
 	$(BIN)/jupytext --sync notebooks/*.ipynb
