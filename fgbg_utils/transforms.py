@@ -1,43 +1,47 @@
-"""Augmentation for the fg/bg task: one geometry for all four images, one colour change for both
-RGB inputs, per-input normalisation, then tensors. Plain OpenCV/NumPy on uint8 arrays, one
-seeded generator (`Augmentation`).
+"""Augmentation for the fg/bg task with albumentations: one geometry for all four images, one
+colour change for both RGB inputs, per-input normalisation, then tensors.
+
+bg is declared an extra ``image`` target and depth an extra ``mask`` target of one
+``A.Compose`` (``additional_targets={"bg": "image", "depth": "mask"}``), so every step draws its
+parameters once per sample and applies them to all the images of its kind.
 
 Choices:
 
 - **Resize first, then augment at the output size.** Every transform, training or evaluation,
-  starts with the same resize to `size` (any size, e.g. 64..224), so the training images are read
-  from the stored ones exactly as the evaluation's are. Images use OpenCV's ``INTER_LINEAR``,
-  mask and depth ``INTER_NEAREST_EXACT``: it takes the source pixel under each output pixel's
-  centre, where ``INTER_LINEAR`` samples the images. Plain ``INTER_NEAREST`` takes
-  ``floor(x * scale)``, about a third of an output pixel up and left of that centre at 224 -> 96
-  px; measured on the demo dataset, its 96 px masks agree with the image-aligned (area-averaged)
-  mask at only 0.73 mean IoU per image, against 0.95 for the exact variant: a ceiling on any
-  model's score. Torch's ``nearest-exact`` is meant to be the same, but at many sizes (224 -> 40,
-  80, 168 px…) float rounding picks the neighbouring row where a centre falls exactly between
-  two, so the virtual dataset and the evaluation's background depth use `resize_nearest`, which
-  reads the rows and columns OpenCV reads. ``INTER_LINEAR`` reads the four source pixels around
-  each centre and averages no area when it shrinks, so a thin part is dashed in the image just
-  as in its target (an area-averaged image would show it faintly where the target has nothing).
-- **Geometry is shared and whole-pixel.** A horizontal flip (p 0.5) and a shift (p 0.7) of up
-  to `SHIFT` of the frame in each direction, rounded to whole output pixels, act with the same
-  draw on bg, fg_bg, mask and depth. Whole pixels move every image by copying, with no second
-  interpolation: the mask stays exactly 0/1, the depth keeps its stored levels, mask and image
-  stay on the same pixel grid, and the images are as sharp as the evaluation's. Doing it after
-  the resize costs a copy of the small image instead of a warp of the stored one (an affine warp
-  of the four 224 px images took most of a training sample's time). Borders that the shift
-  uncovers are 0 in every image (black RGB, no mask, depth 0 = far).
+  starts with the same ``A.Resize`` to `size` (any size, e.g. 64..224), so the training images
+  are read from the stored ones exactly as the evaluation's are, and the random steps work on
+  the small images instead of warping the four stored ones. Images use OpenCV's
+  ``INTER_LINEAR``, mask and depth ``INTER_NEAREST_EXACT`` (``mask_interpolation``): it takes
+  the source pixel under each output pixel's centre, where ``INTER_LINEAR`` samples the images.
+  Plain ``INTER_NEAREST`` takes ``floor(x * scale)``, about a third of an output pixel up and
+  left of that centre at 224 -> 96 px, so its masks miss the image's object edges. Torch's
+  ``nearest-exact`` is meant to be the same, but at many sizes (224 -> 40, 80, 168 px…) float
+  rounding picks the neighbouring row where a centre falls exactly between two, so the virtual
+  dataset and the evaluation's background depth use `resize_nearest`, which reads the rows and
+  columns OpenCV reads. ``INTER_LINEAR`` reads the four source pixels around each centre and
+  averages no area when it shrinks, so a thin part is dashed in the image just as in its target
+  (an area-averaged image would show it faintly where the target has nothing).
+- **Geometry is shared and whole-pixel.** ``HorizontalFlip`` (p 0.5) and a shift (p 0.7) of up
+  to `SHIFT` of the frame in each direction, in whole output pixels, act with the same draw on
+  bg, fg_bg, mask and depth. The shift pads that many zero pixels on every side
+  (``PadIfNeeded``) and crops `size` back out at a random position (``RandomCrop``): pixels are
+  copied, never interpolated (``Affine(translate_px=...)`` moves them the same way through a
+  warp, at several times the cost per sample), so the mask stays exactly 0/1, the depth keeps
+  its stored levels, mask and image stay on the same pixel grid, the images are as sharp as the
+  evaluation's, and a draw that moves nothing is the evaluation's output. Borders that the
+  shift uncovers are 0 in every image (black RGB, no mask, depth 0 = far).
 - **No rotation, no zoom.** A level camera sees the ground's inverse depth grow linearly with
   the row, the same in every column, at a slope set by the camera (`fgbg_net` draws exactly that
   ramp, with one learnt camera height). A rotation tilts the ramp, which no level camera shows; a
   zoom changes its slope per row as a different camera would. A shift only moves the horizon,
   which the network finds per image.
-- **Colour is shared by the two RGB inputs only.** Brightness/contrast (p 0.5: ``x * a + b``,
-  a in 0.8..1.2, b in -0.2..0.2 of 255), hue/saturation (p 0.5: hue by up to 5 of OpenCV's 180
-  steps, saturation by up to 15 levels, grey pixels kept grey) and a little Gaussian noise (p
-  0.3, std 1..3 % of 255) touch bg and fg_bg, never mask or depth, with one draw and one noise
-  map for both: outside the object, bg pixels still equal fg_bg pixels, which is what makes the
-  mask recoverable from the pair. (Real photo pairs would differ a little there; independent
-  changes would teach the network that the whole frame changed.)
+- **Colour is shared by the two RGB inputs only.** ``RandomBrightnessContrast`` (p 0.5, up to
+  0.2 each), ``HueSaturationValue`` (p 0.5, hue up to 5, saturation up to 15) and a little
+  ``GaussNoise`` (p 0.3, std 1..3 % of 255) touch bg and fg_bg (image-type targets), never mask
+  or depth, with one draw and one noise map for both: outside the object, bg pixels still equal
+  fg_bg pixels, which is what makes the mask recoverable from the pair. (Real photo pairs would
+  differ a little there; independent changes would teach the network that the whole frame
+  changed.)
 - **No cutout / random erasing / crops that drop the object.** Erasing a patch of fg_bg
   would either erase (part of) the object while the mask still marks it, or, outside the
   object, create a bg/fg_bg difference that is not an object: either way the mask target
@@ -47,12 +51,14 @@ Choices:
   Equal pixels must stay equal after normalising, since the object is where the two differ;
   with each input's own statistics (fg_bg's differ by about 1 %) every unchanged pixel would
   differ by up to 3 grey levels' worth. mask stays 0/1 and depth 0..1 (targets, not normalised).
-- **Evaluation** (`train=False`) is only the resize, normalisation and tensors; a training
-  transform whose draw moves and recolours nothing gives exactly the same.
+- **Evaluation** (`train=False`) is only the resize, normalisation and tensors.
 - **Seeding.** `seed` makes the draws reproducible; `pipeline.set_random_seed(seed)` restarts
   them (training reseeds per sample, so augmentation is a function of seed, epoch and sample).
-  Without a seed each process draws from fresh entropy, so forked loader workers do not repeat
-  each other's draws.
+  albumentations gives each step its own generator started from the same seed, which would tie
+  the steps' coin flips together (a flip would always come with a shift and a brightness change);
+  `Augmentation` has all the steps draw from one generator instead. Without a seed it draws from
+  fresh entropy in each process, so forked loader workers do not repeat each other's draws
+  (albumentations ignores the NumPy and `random` seeds the workers set).
 - **uint8 transport.** `output="uint8"` makes the transform stop before normalisation and
   return uint8 tensors (bg, fg_bg 3xSxS; mask 1xSxS 0/1; depth 1xSxS 0..255): a quarter of the
   bytes to ship from a worker and no per-sample float work. `BatchNormaliser` / `prepare_batch`
@@ -62,7 +68,10 @@ Choices:
 from __future__ import annotations
 
 import os
+import random
+from typing import Any
 
+import albumentations as A
 import cv2
 import numpy as np
 import torch
@@ -84,93 +93,49 @@ def resize_nearest(tensor: torch.Tensor, size: int) -> torch.Tensor:
 SHIFT = 0.06
 """The largest shift, a fraction of the width and of the height (see the module's doc)."""
 
-IMAGES, TARGETS = ("bg", "fg_bg"), ("mask", "depth")
 
+class Augmentation(A.Compose):
+    """``A.Compose`` on fg_bg (``image``), bg, mask and depth whose steps all draw from one
+    generator pair, and which, without a seed, draws from fresh entropy in each process (see
+    the module's doc, *Seeding*)."""
 
-def resize_sample(arrays: dict, size: int) -> dict[str, np.ndarray]:
-    """bg, fg_bg (HxWx3) bilinear and mask, depth (HxW) at the pixel centres (``INTER_NEAREST_EXACT``),
-    all to `size` x `size` (new arrays, also at the same size)."""
-    linear, centred = cv2.INTER_LINEAR, cv2.INTER_NEAREST_EXACT
-    return {
-        key: cv2.resize(arrays[key], (size, size), interpolation=linear if key in IMAGES else centred)
-        for key in IMAGES + TARGETS
-    }
-
-
-def shift_image(array: np.ndarray, dx: int, dy: int) -> np.ndarray:
-    """`array` (HxW or HxWxC) moved right by `dx` and down by `dy` whole pixels, uncovered pixels 0."""
-    out = np.zeros_like(array)
-    h, w = array.shape[:2]
-    if abs(dx) < w and abs(dy) < h:
-        out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = array[
-            max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
-        ]
-    return out
-
-
-class Augmentation:
-    """The training transform's random steps on arrays already at the output size: shared flip and
-    whole-pixel shift (`geometric`), shared colour change of bg and fg_bg (`photometric`), each
-    drawn from one NumPy generator (see the module's doc for the ranges and why)."""
-
-    def __init__(self, geometric: bool = True, photometric: bool = True, seed: int | None = None):
-        self.geometric, self.photometric = geometric, photometric
-        self.set_random_seed(seed)
+    def __init__(self, steps: list, seed: int | None = None):
+        super().__init__(steps, additional_targets={"bg": "image", "depth": "mask"}, seed=seed)
 
     def set_random_seed(self, seed: int | None) -> None:
-        """Restart the draws from `seed` (None: fresh entropy, drawn again in each new process)."""
+        """Restart the draws from `seed` (None: fresh entropy)."""
         self.seed, self._pid = seed, os.getpid()
-        self.random = np.random.default_rng(seed)
+        self.set_random_state(np.random.default_rng(seed), random.Random(seed))
 
-    def _generator(self) -> np.random.Generator:
+    def __call__(self, *args: Any, force_apply: bool = False, **data: Any) -> dict[str, Any]:
         if self.seed is None and self._pid != os.getpid():  # a forked worker: its own draws
             self.set_random_seed(None)
-        return self.random
+        return super().__call__(*args, force_apply=force_apply, **data)
 
-    def __call__(self, arrays: dict) -> dict[str, np.ndarray]:
-        random, out = self._generator(), dict(arrays)
-        size = out["fg_bg"].shape[0]
-        if self.geometric:
-            if random.random() < 0.5:
-                out = {key: value[:, ::-1] for key, value in out.items()}
-            if random.random() < 0.7:
-                dx, dy = (int(round(f * size)) for f in random.uniform(-SHIFT, SHIFT, 2))
-                out = {key: shift_image(value, dx, dy) for key, value in out.items()}
-        if self.photometric:
-            for change in (self._brightness_contrast, self._hue_saturation, self._noise):
-                change(random, out)
-        return {key: np.ascontiguousarray(value) for key, value in out.items()}
 
-    @staticmethod
-    def _brightness_contrast(random: np.random.Generator, out: dict) -> None:
-        if random.random() < 0.5:
-            gain, offset = 1.0 + random.uniform(-0.2, 0.2), random.uniform(-0.2, 0.2) * 255.0
-            table = np.clip(np.arange(256) * gain + offset, 0, 255).round().astype(np.uint8)
-            for key in IMAGES:
-                out[key] = cv2.LUT(out[key], table)
-
-    @staticmethod
-    def _hue_saturation(random: np.random.Generator, out: dict) -> None:
-        if random.random() < 0.5:
-            hue, saturation = random.uniform(-5, 5), random.uniform(-15, 15)
-            hue_table = np.mod(np.arange(256) + hue, 180).astype(np.uint8)
-            levels = np.arange(256)
-            saturation_table = np.where(levels == 0, 0, np.clip(levels + saturation, 0, 255)).round().astype(np.uint8)
-            value_table = levels.astype(np.uint8)
-            table = np.stack([hue_table, saturation_table, value_table], axis=1)[:, None, :]
-            for key in IMAGES:
-                hsv = cv2.LUT(cv2.cvtColor(out[key], cv2.COLOR_RGB2HSV), table)
-                out[key] = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
-
-    @staticmethod
-    def _noise(random: np.random.Generator, out: dict) -> None:
-        if random.random() < 0.3:
-            std = random.uniform(0.01, 0.03) * 255.0
-            noise = np.empty(out["fg_bg"].shape, np.int16)
-            cv2.setRNGSeed(int(random.integers(2**31)))  # OpenCV's generator: 4x NumPy's speed here
-            cv2.randn(noise.reshape(noise.shape[0], -1), 0.0, std)  # rounded N(0, std) in every channel
-            for key in IMAGES:
-                out[key] = cv2.add(out[key], noise, dtype=cv2.CV_8U)  # the sum clipped to 0..255
+def augmentation_steps(size: int, train: bool, geometric: bool = True, photometric: bool = True) -> list:
+    """The albumentations steps of the transform at `size` px: the resize, then for training the
+    shared flip and whole-pixel shift and the colour changes of the RGB inputs."""
+    steps: list = [A.Resize(size, size, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST_EXACT)]
+    if train and geometric:
+        padded = size + 2 * round(SHIFT * size)  # the reach on every side
+        steps += [
+            A.HorizontalFlip(p=0.5),
+            A.Sequential(  # a shift of up to the reach each way, in whole pixels, borders 0
+                [
+                    A.PadIfNeeded(padded, padded, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0),
+                    A.RandomCrop(size, size),
+                ],
+                p=0.7,
+            ),
+        ]
+    if train and photometric:
+        steps += [
+            A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.5),
+            A.HueSaturationValue(hue_shift_limit=5, sat_shift_limit=15, val_shift_limit=0, p=0.5),
+            A.GaussNoise(std_range=(0.01, 0.03), p=0.3),
+        ]
+    return steps
 
 
 def _stats(stats: dict, kind: str) -> tuple[np.ndarray, np.ndarray]:
@@ -226,14 +191,14 @@ class FgBgTransform:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         self.size, self.train, self.output = size, train, output
         self.stats = stats
-        self.pipeline = Augmentation(geometric, photometric, seed) if train else None
+        self.pipeline = Augmentation(augmentation_steps(size, train, geometric, photometric), seed)
         # (x / 255 - mean) / std as one multiply-add per pixel, the same for both inputs
         self.scale, self.shift = image_normalisation(stats)
 
     def augment(self, bg: np.ndarray, fg_bg: np.ndarray, mask: np.ndarray, depth: np.ndarray) -> dict:
         """The uint8 arrays resized and, for training, augmented (before normalisation)."""
-        out = resize_sample({"bg": bg, "fg_bg": fg_bg, "mask": mask, "depth": depth}, self.size)
-        return out if self.pipeline is None else self.pipeline(out)
+        out = self.pipeline(image=fg_bg, bg=bg, mask=mask, depth=depth)
+        return {"bg": out["bg"], "fg_bg": out["image"], "mask": out["mask"], "depth": out["depth"]}
 
     def __call__(self, bg: np.ndarray, fg_bg: np.ndarray, mask: np.ndarray, depth: np.ndarray) -> dict:
         out = self.augment(bg, fg_bg, mask, depth)

@@ -13,7 +13,7 @@ from fgbg_utils.data import VirtualFgBgDataset
 from fgbg_utils.evaluate import BackgroundDepths
 from fgbg_utils.manifest import read_manifest
 from fgbg_utils.store import read_png
-from fgbg_utils.transforms import make_transforms, resize_nearest, shift_image
+from fgbg_utils.transforms import make_transforms, resize_nearest
 
 
 def _centre_sources(source: int, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -131,6 +131,15 @@ def test_background_depth_baseline_is_resized_like_the_depth_targets(small_datas
         assert np.array_equal((baseline(torch.tensor([bg]))[0, 0] * 255).round().numpy(), target)
 
 
+def _shifted(array: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """`array` (HxW or HxWxC) moved right by `dx` and down by `dy` whole pixels, uncovered pixels 0
+    (an independent reference: pad with zeros, then slice)."""
+    h, w = array.shape[:2]
+    reach = max(abs(dx), abs(dy))
+    padded = np.pad(array, [(reach, reach), (reach, reach)] + [(0, 0)] * (array.ndim - 2))
+    return padded[reach - dy : reach - dy + h, reach - dx : reach - dx + w]
+
+
 def _square_scene() -> dict[str, np.ndarray]:
     """192 px: a black bg, fg_bg with a white square on even rows and columns (so that halving to
     96 px puts its edges exactly between output pixels, in the images as in the mask), depth 250
@@ -171,7 +180,8 @@ def test_training_augmentation_keeps_mask_and_image_aligned_to_the_pixel():
 def test_training_geometry_is_the_evaluation_resize_flipped_and_moved_by_whole_pixels():
     """Every training sample (colour off) is the evaluation transform's output, itself OpenCV's
     resize, possibly mirrored and moved by whole pixels (at most 6 % of the frame, borders 0), the
-    same move for all four images; a draw that moves nothing gives exactly the evaluation's output."""
+    same move for all four images; a draw that moves nothing gives exactly the evaluation's output.
+    Flip and shift are drawn independently: each occurs with and without the other."""
     rng = np.random.default_rng(0)
     arrays = {
         "bg": rng.integers(0, 256, (224, 224, 3), dtype=np.uint8),
@@ -195,13 +205,15 @@ def test_training_geometry_is_the_evaluation_resize_flipped_and_moved_by_whole_p
             for dx in range(-reach, reach + 1)
             for dy in range(-reach, reach + 1)
             if all(
-                np.array_equal(out[k], shift_image(evaluation[k][:, ::-1] if flip else evaluation[k], dx, dy))
+                np.array_equal(out[k], _shifted(evaluation[k][:, ::-1] if flip else evaluation[k], dx, dy))
                 for k in evaluation
             )
         ]
         assert len(found) == 1, f"seed {seed}: not one whole-pixel move of the evaluation's output"
         moves[seed] = found[0]
     assert (False, 0, 0) in moves.values() and len(set(moves.values())) >= 10
+    combinations = {(flip, (dx, dy) != (0, 0)) for flip, dx, dy in moves.values()}
+    assert combinations == {(False, False), (False, True), (True, False), (True, True)}
 
 
 def test_augmentation_is_reproducible_and_differs_between_forked_workers():
@@ -221,6 +233,7 @@ def test_augmentation_is_reproducible_and_differs_between_forked_workers():
     assert len(set(pids)) == 2 and values[0] != values[1]
 
 
-def _draws_in_a_worker(transform) -> tuple[int, list[float]]:
+def _draws_in_a_worker(transform) -> tuple[int, list[bytes]]:
+    """This worker's process id and four augmented samples of the square scene."""
     time.sleep(0.2)  # keep this worker busy so that the other one takes the second task
-    return os.getpid(), transform.pipeline._generator().random(4).tolist()
+    return os.getpid(), [transform(**_square_scene())["fg_bg"].numpy().tobytes() for _ in range(4)]
