@@ -30,6 +30,7 @@ class FiniteGuard:
         self.device, self.scaled, self.agree = device, scaled, agree
         self.first = torch.full((), -1, dtype=torch.int64, device=device)
         self.streak = torch.zeros((), dtype=torch.int64, device=device)
+        self.streak_start = torch.zeros((), dtype=torch.int64, device=device)
         self.longest = torch.zeros((), dtype=torch.int64, device=device)
         self.count = torch.zeros((), dtype=torch.int64, device=device)
 
@@ -37,15 +38,20 @@ class FiniteGuard:
         """Tally step `step`'s loss (device operations only: nothing waits for the GPU)."""
         bad = ~torch.isfinite(loss.detach())
         self.first = torch.where(bad & (self.first < 0), step, self.first)
+        self.streak_start = torch.where(bad & (self.streak == 0), step, self.streak_start)
         self.streak = torch.where(bad, self.streak + 1, 0)
         self.longest = torch.maximum(self.longest, self.streak)
         self.count += bad
 
     def check(self) -> tuple[bool, int, int]:
-        """(stop, first non-finite step or -1, how many) since the last check, agreed by every rank;
-        reads the device once and starts a new tally (a streak carries on across checks)."""
-        first, longest, count = torch.stack([self.first, self.longest, self.count]).tolist()
+        """(stop, first non-finite step or -1, how many) since the last check, agreed by every rank; with
+        a scaler the first step is the current streak's. Reads the device once and starts a new tally
+        (a streak carries on across checks)."""
+        tally = torch.stack([self.first, self.longest, self.count, self.streak, self.streak_start]).tolist()
+        first, longest, count, streak, streak_start = tally
         stop = self.agree(longest >= (SKIPPED_IN_A_ROW if self.scaled else 1))
+        if self.scaled and streak:
+            first = streak_start
         self.first = torch.full_like(self.first, -1)
         self.longest = self.streak.clone()
         self.count = torch.zeros_like(self.count)

@@ -459,6 +459,12 @@ def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, step: 
     return scheduler
 
 
+def finite_check_interval(device: torch.device) -> int:
+    """Steps between two reads of the loss's finiteness: FINITE_CHECK_EVERY on CUDA, where a read waits
+    for the GPU; 1 on the CPU, where it costs nothing."""
+    return FINITE_CHECK_EVERY if device.type == "cuda" else 1
+
+
 def optimizer_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -755,8 +761,7 @@ class Run:
         self.optimizer = make_optimizer(self.config, self.model)
         self.scheduler = make_scheduler(self.config, self.optimizer)
         self.scaler = make_scaler(self.device, self.dtype)
-        every = FINITE_CHECK_EVERY if self.device.type == "cuda" else 1
-        self.finite_every = every
+        self.finite_every = every = finite_check_interval(self.device)
         self.guard = FiniteGuard(self.device, self.scaler.is_enabled(), lambda flag: any_rank(flag, self.ranks))
         # the loss's own check reads the loss back at once, and raises on this rank alone: only where
         # every step is checked, without a scaler (which skips overflows) and without other ranks
