@@ -273,3 +273,16 @@ def test_seeded_batches_equal_seeded_samples(dataset):
         sample = SeededSamples(virtual)[key]
         for name in ("bg", "fg_bg", "mask", "depth"):
             assert torch.equal(batch[name][row], sample[name]), (key, name)
+
+
+def test_ssim_stays_float32_under_autocast():
+    """Under bf16 autocast the windowed means would be bf16 and the variances cancel below 0 (-inf)."""
+    from fgbg_utils.losses import ssim
+
+    generator = torch.Generator().manual_seed(0)
+    pred = torch.rand(4, 1, 32, 32, generator=generator) * 0.01 + 0.5
+    target = torch.rand(4, 1, 32, 32, generator=generator) * 0.01 + 0.5
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        half = ssim(pred, target)
+    assert torch.isfinite(half).all() and half.dtype == torch.float32
+    torch.testing.assert_close(half, ssim(pred, target))
