@@ -286,3 +286,14 @@ def test_ssim_stays_float32_under_autocast():
         half = ssim(pred, target)
     assert torch.isfinite(half).all() and half.dtype == torch.float32
     torch.testing.assert_close(half, ssim(pred, target))
+
+
+def test_the_command_line_trains_on_the_virtual_dataset(dataset, tmp_path, capsys):
+    from fgbg_utils.cli import main
+
+    out = tmp_path / "run"
+    arguments = ["train", "--data", str(dataset), "--out", str(out), "--sizes", "32", "--steps", "2", "--batch-size",
+                 "4", "--val-samples", "4", "--no-augment", "--no-progress", "--virtual"]  # fmt: skip
+    assert main(arguments) == 0
+    assert json.loads((out / "config.json").read_text())["virtual"] is True
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["steps"] == 2
