@@ -722,6 +722,10 @@ class Run:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.loss = FgBgLoss(LossWeights(**config.loss_weights), mode=config.mode)
         self.dtype = amp_dtype(self.device, config.amp)
+        self.finite_every = finite_check_interval(self.device)
+        # the loss's own check reads the loss back at once and raises on this rank alone: only where every
+        # step is checked, without a GradScaler (which skips overflows) and without other ranks
+        self.loss.check_finite = self.finite_every == 1 and self.dtype != torch.float16 and not ranks.active
         self.loaders: dict[int, tuple[torch.utils.data.DataLoader, EpochBatches]] = {}
         """The training loader of the current size and its re-plannable sampler (`loader`)."""
         self.position = Position()
@@ -761,11 +765,7 @@ class Run:
         self.optimizer = make_optimizer(self.config, self.model)
         self.scheduler = make_scheduler(self.config, self.optimizer)
         self.scaler = make_scaler(self.device, self.dtype)
-        self.finite_every = every = finite_check_interval(self.device)
         self.guard = FiniteGuard(self.device, self.scaler.is_enabled(), lambda flag: any_rank(flag, self.ranks))
-        # the loss's own check reads the loss back at once, and raises on this rank alone: only where
-        # every step is checked, without a scaler (which skips overflows) and without other ranks
-        self.loss.check_finite = every == 1 and not self.scaler.is_enabled() and not self.ranks.active
         if self.ranks.active:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)

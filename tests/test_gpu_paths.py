@@ -217,12 +217,15 @@ def test_one_training_loader_across_epochs_and_replans(dataset, tmp_path, monkey
     assert made.count(True) == 2
 
 
-def test_persistent_workers_give_the_batches_of_an_in_process_loader(dataset, tmp_path):
-    """A loader worker kept across epochs and checkpoints trains the same weights as no worker."""
-    config = dict(steps=10, checkpoint_every_steps=3, augment=True, train_limit=16, val_samples=4)
+def test_persistent_workers_give_the_batches_of_an_in_process_loader(dataset, tmp_path, monkeypatch):
+    """A loader worker kept across epochs and re-plans (which leave its batches mid-epoch) trains the same
+    weights as no worker. The plan is fixed (12 steps, then 11, 10 and 9) so both runs follow it."""
+    monkeypatch.setattr(train_module, "calibrate_steps", lambda run: setattr(run, "step_costs", (1.0,)) or 12)
+    monkeypatch.setattr(train_module, "replanned_steps", lambda step, steps, *rest: steps - 1)
+    config = dict(steps=None, minutes=30.0, checkpoint_every_steps=3, augment=True, train_limit=16, val_samples=4)
     alone = train(quick_config(dataset, tmp_path / "alone", **config))
     worker = train(quick_config(dataset, tmp_path / "worker", workers=1, **config))
-    assert alone["epoch"] == worker["epoch"] == 2
+    assert alone["steps"] == worker["steps"] == 9 and alone["epoch"] == worker["epoch"] == 2
     assert alone["weights_sha256"] == worker["weights_sha256"]
 
 
