@@ -12,7 +12,7 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 CUDA_ONLY = (
-    "transfer", "composition", "train bf16", "train fp16 + GradScaler", "resume cpu -> cuda fp16", "minutes 0.2",
+    "transfer", "composition", "train bf16", "train fp16 + GradScaler", "resume cpu -> cuda fp16", "minutes 0.1",
     "evaluate cuda vs cpu", "lr range test", "ddp 2 processes",
 )  # fmt: skip
 EVERYWHERE = ("dataset", "device", "midas batching", "throughput")
