@@ -145,34 +145,41 @@ def build_shard(config: BuildConfig, root: Path, assets: dict, bg: int, source: 
     counter = ShardStatistics(bg_rgb, bg_depth, source.local)
     rows, sizes = [], {"fg_bg": 0, "mask": 0, "depth": 0}
     writer = ShardWriter(root / shard_name(bg))
+    pending: list[tuple[int, int, int, object, tuple[np.ndarray, np.ndarray]]] = []
+    """(sample, fg, flip, box, composite) awaiting their depth: gathered to the depth source's batch size."""
+
+    def write_pending() -> None:
+        depths = source.composites(
+            [c[0] for *_, c in pending],
+            [c[1] for *_, c in pending],
+            [box.as_tuple() for *_, box, _ in pending],
+            bg_rgb,
+            bg_depth,
+            camera,
+        )
+        for (sample, fg, flip, box, (fg_bg, mask)), depth in zip(pending, depths, strict=True):
+            encoded = (encode_jpeg(fg_bg, config.jpeg_quality), encode_png_gray(mask), encode_png_gray(depth))
+            for name, data, kind in zip(member_names(sample), encoded, ("fg_bg", "mask", "depth"), strict=True):
+                writer.add(name, data)
+                sizes[kind] += len(data)
+            counter.add(box, fg_bg, mask, depth)
+            rows.append([sample, bg, fg, flip, box.x, box.y, box.w, box.h])
+        if progress is not None:
+            progress.put(len(pending))
+        pending.clear()
+
     try:
         for fg, variants in enumerate(fgs):
             relative_height = assets["foregrounds"][fg]["relative_height"]
             for flip, image in enumerate(variants):
                 first = bg * config.per_background + (fg * FLIPS + flip) * config.placements
-                boxes = [
-                    sample_box(rng, image[0].shape[:2], relative_height, camera, config.size)
-                    for _ in range(config.placements)
-                ]
-                composites = [compose(bg_rgb, image, box) for box in boxes]
-                depths = source.composites(
-                    [c[0] for c in composites],
-                    [c[1] for c in composites],
-                    [b.as_tuple() for b in boxes],
-                    bg_rgb,
-                    bg_depth,
-                    camera,
-                )
-                for k, (box, (fg_bg, mask), depth) in enumerate(zip(boxes, composites, depths, strict=True)):
-                    sample = first + k
-                    encoded = (encode_jpeg(fg_bg, config.jpeg_quality), encode_png_gray(mask), encode_png_gray(depth))
-                    for name, data, kind in zip(member_names(sample), encoded, ("fg_bg", "mask", "depth"), strict=True):
-                        writer.add(name, data)
-                        sizes[kind] += len(data)
-                    counter.add(box, fg_bg, mask, depth)
-                    rows.append([sample, bg, fg, flip, box.x, box.y, box.w, box.h])
-                if progress is not None:
-                    progress.put(config.placements)
+                for k in range(config.placements):
+                    box = sample_box(rng, image[0].shape[:2], relative_height, camera, config.size)
+                    pending.append((first + k, fg, flip, box, compose(bg_rgb, image, box)))
+                if len(pending) >= source.batch_size:
+                    write_pending()
+        if pending:
+            write_pending()
         statistics = counter.totals()
         meta = {
             "bg": bg,

@@ -172,6 +172,12 @@ def _add_train(commands) -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.add_argument("--resume", action="store_true", help="continue from the run's newest checkpoint in RUN/checkpoints")
+    p.add_argument(
+        "--virtual",
+        action="store_true",
+        help="compose the training samples from bg/ and fg/ on the training device instead of reading the shards "
+        "(on a GPU: no loader workers; without augmentation the batches never leave the GPU)",
+    )
     p.set_defaults(option_dests={option: action.dest for action in p._actions for option in action.option_strings})
 
 

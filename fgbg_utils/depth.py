@@ -106,6 +106,8 @@ class DepthSource:
     """True when the depth is ground truth for the scene model, not an estimate."""
     local = False
     """True when a composite's depth differs from its background's only inside the pasted box."""
+    batch_size = 1
+    """How many composites `composites` takes at once at its best: the build gathers that many."""
 
     def background(self, rgb: np.ndarray, camera: GroundCamera, scene_depth_m: np.ndarray | None) -> np.ndarray:
         raise NotImplementedError
@@ -184,6 +186,10 @@ class MidasDepth(DepthSource):
     composites of one background on one scale (not min-max per image, which makes the same
     pixel brighten or darken with the pasted object), each background fixes an affine map from
     its own prediction's 2nd..98th percentile to 0..255, and its composites reuse that map.
+
+    Each image is predicted once: a background's prediction gives both its depth and its map. On
+    CUDA the network runs under the kit's autocast (`fgbg_utils.precision`); the build hands the
+    composites over `batch_size` at a time.
     """
 
     name = "midas"
@@ -214,7 +220,10 @@ class MidasDepth(DepthSource):
         import torch
         import torch.nn.functional as F
 
+        from .precision import amp_dtype, autocast
+
         size = images[0].shape[0]
+        dtype = amp_dtype(self.device)
         mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
         outputs = []
@@ -225,18 +234,21 @@ class MidasDepth(DepthSource):
                 batch = F.interpolate(
                     batch, size=(self.input_size, self.input_size), mode="bicubic", align_corners=False
                 )
-                prediction = self.net((batch - mean) / std)
+                with autocast(self.device, dtype):
+                    prediction = self.net((batch - mean) / std)
+                prediction = prediction.float()
                 if prediction.dim() == 3:
                     prediction = prediction.unsqueeze(1)
                 prediction = F.interpolate(prediction, size=(size, size), mode="bicubic", align_corners=False)
                 outputs.append(prediction[:, 0].float().cpu().numpy())
         return np.concatenate(outputs)
 
-    def _scale(self, bg_rgb: np.ndarray) -> tuple[float, float]:
-        """The background's 2nd and 98th percentile of predicted inverse depth, computed once."""
+    def _scale(self, bg_rgb: np.ndarray, raw: np.ndarray | None = None) -> tuple[float, float]:
+        """The background's 2nd and 98th percentile of predicted inverse depth, computed once (from
+        `raw`, its prediction, when given)."""
         key = hashlib.sha1(bg_rgb.tobytes()).digest()
         if key not in self._scales:
-            raw = self._predict([bg_rgb])[0]
+            raw = self._predict([bg_rgb])[0] if raw is None else raw
             self._scales[key] = (float(np.percentile(raw, 2)), float(np.percentile(raw, 98)))
         return self._scales[key]
 
@@ -246,7 +258,8 @@ class MidasDepth(DepthSource):
         return np.rint(np.clip((raw - low) / max(high - low, 1e-6), 0.0, 1.0) * 255.0).astype(np.uint8)
 
     def background(self, rgb, camera, scene_depth_m):
-        return self._encode(self._predict([rgb])[0], self._scale(rgb))
+        raw = self._predict([rgb])[0]
+        return self._encode(raw, self._scale(rgb, raw))
 
     def composites(self, fg_bgs, masks, boxes, bg_rgb, bg_depth, camera):
         return list(self._encode(self._predict(fg_bgs), self._scale(bg_rgb)))

@@ -21,6 +21,7 @@ from .data import FgBgDataset, evenly_spaced, evenly_spaced_positions, make_load
 from .manifest import read_manifest
 from .metrics import MetricAccumulator, background_depth, choose_difference_threshold, difference_mask
 from .models import build_model, load_weights
+from .precision import amp_dtype, autocast
 from .runtime import choose_device
 from .store import member_names, read_png, write_json_atomic, write_png
 from .train import dataset_identity, load_checkpoint, split_names, state_digest, task_outputs, trained_on
@@ -184,7 +185,9 @@ def evaluate(
 ) -> dict:
     """Metrics of a checkpoint on `split` (by default the test split of the family it was trained
     on; never one holding its training samples, see `refuse_training_samples`) and of both baselines
-    on the same samples, at `size` (`evaluation_size`).
+    on the same samples, at `size` (`evaluation_size`). The model runs under the mixed precision its
+    training validated in (`fgbg_utils.precision`: bf16 or fp16 on CUDA unless it trained with
+    ``amp=False``, none on the CPU), so its scores here are those its validation saw.
 
     `limit` scores only that many evenly spaced samples of the split (the same ones on every
     call, so several checkpoints can be compared on a budget); their ids are in the result's
@@ -207,11 +210,13 @@ def evaluate(
     mode = state["config"].get("mode", "joint")
     scores = {name: MetricAccumulator(dataset.split_name, mask_from=kind) for name, kind in SCORED.items()}
     bg_depths = BackgroundDepths(root, manifest, size, device)
+    dtype = amp_dtype(device, state["config"].get("amp"))
     loader = make_loader(evenly_spaced(dataset, limit), batch_size=batch_size, workers=0, device=device)
     with torch.no_grad():
         for batch in tqdm(loader, desc=f"evaluate {split}", disable=not progress):
             batch = prepare_batch(batch, device, normaliser)
-            outputs = model(batch["bg"], batch["fg_bg"])
+            with autocast(device, dtype):
+                outputs = model(batch["bg"], batch["fg_bg"])
             scores["model"].update(task_outputs(outputs, mode), batch)
             raw = raw_images(batch, transform)
             scores["difference_mask"].update(

@@ -102,7 +102,11 @@ def ssim_map(x: Tensor, y: Tensor, window: int = 7, gaussian: bool = True, sigma
     kernel = _window(size, gaussian, sigma, x.dtype, x.device)
     kernel = kernel.expand(5 * channels, 1, size, size)
     stacked = torch.cat([x, y, x * x, y * y, x * y], dim=1)
-    mu_x, mu_y, e_xx, e_yy, e_xy = F.conv2d(stacked, kernel, groups=5 * channels).chunk(5, dim=1)
+    # under autocast the conv would run in bf16/fp16, and the variances below (E[x^2] - mu^2) would
+    # cancel to negative values, an SSIM of -inf: it stays in float32
+    with torch.autocast(x.device.type, enabled=False):
+        windowed = F.conv2d(stacked, kernel, groups=5 * channels)
+    mu_x, mu_y, e_xx, e_yy, e_xy = windowed.chunk(5, dim=1)
     var_x = e_xx - mu_x * mu_x
     var_y = e_yy - mu_y * mu_y
     cov = e_xy - mu_x * mu_y

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .precision import autocast, make_scaler
+
 
 @dataclass
 class LRSweep:
@@ -60,6 +62,7 @@ def lr_range_test(
     steps: int = 100,
     smoothing: float = 0.05,
     diverge: float = 4.0,
+    dtype: torch.dtype | None = None,
 ) -> LRSweep:
     """Sweep the learning rate from `start_lr` to `end_lr` over `steps` optimizer steps.
 
@@ -67,6 +70,10 @@ def lr_range_test(
     when shorter than `steps`); `loss_fn(outputs, batch)` returns the scalar loss. Stops early
     once the smoothed loss exceeds `diverge` times its best. The model's and the optimizer's
     states are restored before returning, so training starts from the same point afterwards.
+
+    `dtype` is the mixed precision training will use (`fgbg_utils.precision.amp_dtype`): the sweep
+    runs under the same autocast, and for fp16 the same GradScaler, since the learning rate a network
+    stands depends on it.
     """
     saved_model = copy.deepcopy(model.state_dict())
     saved_optimizer = copy.deepcopy(optimizer.state_dict())
@@ -74,6 +81,8 @@ def lr_range_test(
     lrs: list[float] = []
     losses: list[float] = []
     average, best, diverged = 0.0, math.inf, False
+    device = next(model.parameters()).device
+    scaler = make_scaler(device, dtype)
     model.train()
     try:
         for step, batch in enumerate(itertools.islice(itertools.cycle(batches), steps)):
@@ -81,9 +90,11 @@ def lr_range_test(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(batch["bg"], batch["fg_bg"]), batch)
-            loss.backward()
-            optimizer.step()
+            with autocast(device, dtype):
+                loss = loss_fn(model(batch["bg"], batch["fg_bg"]), batch)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             value = float(loss.detach())
             if not math.isfinite(value):
                 diverged = True

@@ -38,11 +38,13 @@ from torch import nn
 from torch.utils.data import Dataset, Sampler, Subset
 from tqdm.auto import tqdm
 
-from .data import FgBgDataset, evenly_spaced, make_loader
+from .data import FgBgDataset, VirtualFgBgDataset, _passthrough, evenly_spaced, make_loader
+from .loss_guard import SKIPPED_IN_A_ROW, FiniteGuard
 from .losses import FgBgLoss, LossWeights, NonFiniteLossError
 from .manifest import read_manifest
 from .metrics import MetricAccumulator
 from .models import DEFAULT_MODEL, build_model, load_weights
+from .precision import amp_dtype, autocast, make_scaler, precision_name, restore_scaler
 from .runtime import choose_device, worker_context
 from .store import INDEX_NAME, MANIFEST_NAME, atomic_path, sha256_file, write_bytes_atomic, write_json_atomic
 from .transforms import BatchNormaliser, make_transforms, prepare_batch
@@ -51,6 +53,11 @@ SPLIT_FAMILIES = {"unseen": ("unseen_train", "unseen_test"), "random": ("train",
 OPTIMIZERS = ("adamw", "adam", "sgd")
 TIMED_BLOCKS = ("data", "forward", "loss", "backward", "optimizer")
 CALIBRATION_STEPS = 3
+TIMING_EVERY = 20
+"""On CUDA one step in this many is timed block by block (each block's end waits for the GPU); the
+others run unsynchronized. On the CPU, where nothing is queued, every step is timed."""
+FINITE_CHECK_EVERY = 20
+"""On CUDA the loss's finiteness is read back every this many steps (`FiniteGuard`); on the CPU at each."""
 CALIBRATION_SHARE = 0.02
 """At most this share of the budget goes into timing steps (past one warm-up and one timed step per
 size): for a slow network, three timed steps per size would eat much of a short budget."""
@@ -112,6 +119,11 @@ class TrainConfig:
     device: str | None = None
     progress: bool = True
     resume: bool = False
+    virtual: bool = False
+    """Compose the training samples from bg/ and fg/ on the training device (`VirtualFgBgDataset`) instead
+    of reading the shards: no loader workers on a GPU. Without augmentation a batch never leaves the device
+    (resized, when `sizes` differ from the build's, by torch's antialiased bilinear); with it, the
+    augmentation runs per sample on the CPU. Validation reads the shards either way."""
 
     def validate(self) -> None:
         """Raise ValueError naming every option out of range, before a run writes anything (a
@@ -269,6 +281,30 @@ class SeededSamples(Dataset):
         return self.dataset[index]
 
 
+class SeededBatches(Dataset):
+    """`SeededSamples` for a `VirtualFgBgDataset` (or a Subset of one), a batch at a time: one batched
+    composition on its device when nothing augments it; with an augmentation, one sample at a time,
+    each after reseeding it, so the samples are those `SeededSamples` would give."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitems__(self, keys: list[tuple[int, int]]) -> dict[str, torch.Tensor]:
+        base = _base(self.dataset)
+        rows = [self.dataset.indices[i] if isinstance(self.dataset, Subset) else i for i, _ in keys]
+        pipeline = getattr(getattr(base, "transform", None), "pipeline", None)
+        if pipeline is None or not hasattr(pipeline, "set_random_seed"):
+            return base.batch(rows)
+        samples = []
+        for row, (_, seed) in zip(rows, keys, strict=True):
+            pipeline.set_random_seed(seed)
+            samples.append(base.batch([row]))
+        return {key: torch.cat([sample[key] for sample in samples]) for key in samples[0]}
+
+
 def _base(dataset: Dataset) -> Dataset:
     return dataset.dataset if isinstance(dataset, Subset) else dataset
 
@@ -277,7 +313,8 @@ def _base(dataset: Dataset) -> Dataset:
 
 
 def capture_rng() -> dict:
-    """Every RNG state as tensors, ints and lists (loadable with weights_only=True)."""
+    """Every RNG state as tensors, ints and lists (loadable with weights_only=True); on CUDA the
+    current GPU's only (a list of one): the next session may have another number of GPUs."""
     np_state = np.random.get_state()
     version, internal, gauss = random.getstate()
     state = {
@@ -286,18 +323,22 @@ def capture_rng() -> dict:
         "python": [version, list(internal), gauss],
     }
     if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda"] = [torch.cuda.get_rng_state()]
     return state
 
 
 def restore_rng(state: dict) -> None:
+    """Put back the states `capture_rng` took. The saved CUDA states go to the current GPU only:
+    its own index's when the list holds one per GPU (earlier revisions saved every GPU's), else
+    the first, so a run saved on one GPU resumes on a machine with two, and the reverse."""
     torch.set_rng_state(state["torch"])
     name, keys, *rest = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if state.get("cuda") and torch.cuda.is_available():
+        saved, current = state["cuda"], torch.cuda.current_device()
+        torch.cuda.set_rng_state(saved[current] if current < len(saved) else saved[0], current)
 
 
 def seed_everything(seed: int) -> None:
@@ -411,13 +452,42 @@ def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, step: 
     return scheduler
 
 
-def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """bf16 on GPUs with bf16 tensor cores (compute capability 8 and up), else fp16; None = full
-    precision (always on CPU). `torch.cuda.is_bf16_supported()` also says yes where bf16 is only
-    emulated, as on Colab's free T4 (7.5), which then runs slower than fp16 with a scaler."""
-    if device.type != "cuda" or config.amp is False:
-        return None
-    return torch.bfloat16 if torch.cuda.get_device_capability(device)[0] >= 8 else torch.float16
+def finite_check_interval(device: torch.device) -> int:
+    """Steps between two reads of the loss's finiteness: FINITE_CHECK_EVERY on CUDA, where a read waits
+    for the GPU; 1 on the CPU, where it costs nothing."""
+    return FINITE_CHECK_EVERY if device.type == "cuda" else 1
+
+
+def optimizer_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    loss: FgBgLoss,
+    autocast_context,
+    config: TrainConfig,
+    batch: dict,
+    timer: StepTimer | None = None,
+) -> dict[str, torch.Tensor]:
+    """Forward and loss under autocast, backward through the GradScaler, clipping, the step (which the
+    scaler skips when fp16 gradients overflowed); returns the loss's parts. The training step, which
+    calibration times too, so a `minutes` plan is made on the path it pays for."""
+    mark = timer.mark if timer is not None else lambda block: None
+    mark("data")
+    model.train()
+    with autocast_context():
+        outputs = model(batch["bg"], batch["fg_bg"])
+        mark("forward")
+        total, parts = loss(outputs, batch)
+    mark("loss")
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(total).backward()
+    mark("backward")
+    if config.grad_clip:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return parts
 
 
 def to_device(
@@ -429,40 +499,67 @@ def to_device(
 
 
 class StepTimer:
-    """Wall time per training block; synchronizes CUDA first so the clock sees finished work."""
+    """Wall time per training block, sampled: every `every`-th step is timed (on CUDA each of its
+    blocks waits for the GPU first, so the clock sees finished work); the others are not touched.
+    Call `end_step` after each step's last block."""
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, every: int | None = None):
         self.device = device
+        self.every = every or (TIMING_EVERY if device.type == "cuda" else 1)
         self.totals = dict.fromkeys(TIMED_BLOCKS, 0.0)
         self.steps = 0
+        self.timed = 0
+        self.timing = self.every == 1
+        """Whether the current step is timed (on CUDA the first is not: it warms up)."""
         self.last = time.perf_counter()
 
-    def mark(self, block: str) -> None:
+    def _synchronize(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+
+    def mark(self, block: str) -> None:
+        if not self.timing:
+            return
+        self._synchronize()
         now = time.perf_counter()
         self.totals[block] += now - self.last
         self.last = now
 
+    def end_step(self) -> None:
+        """Count the step; the next one is timed when it is the `every`-th."""
+        self.timed += self.timing
+        self.steps += 1
+        self.timing = self.steps % self.every == 0
+        self.restart()
+
     def restart(self) -> None:
         """Skip the time since the last mark (validation, saving)."""
+        if self.timing:
+            self._synchronize()
         self.last = time.perf_counter()
 
     def table(self, batch_size: int) -> dict:
+        """Milliseconds per step and share of each block over the timed steps; images/s from them."""
         total = sum(self.totals.values()) or 1.0
-        steps = max(self.steps, 1)
+        timed = max(self.timed, 1)
         rows = {
-            block: {"ms_per_step": 1000 * seconds / steps, "share": seconds / total}
+            block: {"ms_per_step": 1000 * seconds / timed, "share": seconds / total}
             for block, seconds in self.totals.items()
         }
-        return {"steps": self.steps, "images_per_s": self.steps * batch_size / total, "blocks": rows}
+        return {
+            "steps": self.steps,
+            "timed_steps": self.timed,
+            "images_per_s": self.timed * batch_size / total,
+            "blocks": rows,
+        }
 
 
 def print_timing(timing: dict) -> None:
     print(f"{'block':<10} {'ms/step':>9} {'share':>7}")
     for block, row in timing["blocks"].items():
         print(f"{block:<10} {row['ms_per_step']:9.1f} {100 * row['share']:6.1f}%")
-    print(f"{timing['steps']} steps, {timing['images_per_s']:.1f} images/s per process")
+    timed = timing.get("timed_steps", timing["steps"])
+    print(f"{timing['steps']} steps ({timed} timed), {timing['images_per_s']:.1f} images/s per process")
 
 
 # --- checkpoints ---------------------------------------------------------------------------
@@ -605,7 +702,7 @@ class Run:
         self.normaliser = BatchNormaliser(self.stats).to(self.device)
         self.sizes = config.sizes or (int(manifest["generation"]["parameters"]["size"]),)
         train_split, self.val_split = split_names(config.split)
-        self.train_set = limited(FgBgDataset(config.data, train_split), config.train_limit)
+        self.train_set = limited(self.training_samples(train_split), config.train_limit)
         self.val_set = evenly_spaced(FgBgDataset(config.data, self.val_split), config.val_samples)
         self.per_epoch = batches_per_epoch(len(self.train_set), config.batch_size, ranks.world)
         if self.per_epoch == 0:
@@ -617,7 +714,13 @@ class Run:
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.loss = FgBgLoss(LossWeights(**config.loss_weights), mode=config.mode)
-        self.dtype = amp_dtype(config, self.device)
+        self.dtype = amp_dtype(self.device, config.amp)
+        self.finite_every = finite_check_interval(self.device)
+        # the loss's own check reads the loss back at once and raises on this rank alone: only where every
+        # step is checked, without a GradScaler (which skips overflows) and without other ranks
+        self.loss.check_finite = self.finite_every == 1 and self.dtype != torch.float16 and not ranks.active
+        self.loaders: dict[int, tuple[torch.utils.data.DataLoader, EpochBatches]] = {}
+        """The training loader of the current size and its re-plannable sampler (`loader`)."""
         self.position = Position()
         self.rows: list[dict] = []
         self.best: float | None = None
@@ -630,6 +733,16 @@ class Run:
         on re-planning at every checkpoint (`replanning`)."""
         self.cost_done = 0.0
         """Sum of `step_costs` over the steps of this session (for the measured pace)."""
+
+    def training_samples(self, split: str) -> Dataset:
+        """The training split: read from the shards, or composed on the device (`TrainConfig.virtual`)."""
+        if self.config.virtual:
+            return VirtualFgBgDataset(self.config.data, split, device=self.device, output="uint8")
+        return FgBgDataset(self.config.data, split)
+
+    @property
+    def virtual(self) -> bool:
+        return isinstance(_base(self.train_set), VirtualFgBgDataset)
 
     @property
     def replanning(self) -> bool:
@@ -644,27 +757,33 @@ class Run:
     def prepare_optimization(self) -> None:
         self.optimizer = make_optimizer(self.config, self.model)
         self.scheduler = make_scheduler(self.config, self.optimizer)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
+        self.scaler = make_scaler(self.device, self.dtype)
+        self.guard = FiniteGuard(self.device, self.scaler.is_enabled(), lambda flag: any_rank(flag, self.ranks))
         if self.ranks.active:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        if self.dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
+        return autocast(self.device, self.dtype)
 
     def use_size(self, dataset: Dataset, size: int, train: bool) -> None:
-        _base(dataset).transform = make_transforms(
-            size, train=train and self.config.augment, stats=self.stats, output="uint8"
-        )
+        base, augment = _base(dataset), train and self.config.augment
+        if isinstance(base, VirtualFgBgDataset) and not augment:  # composed and resized on the device
+            base.transform, base.size = None, size
+            return
+        base.transform = make_transforms(size, train=augment, stats=self.stats, output="uint8")
 
     def loader(self, size: int, stop_step: int):
         """Batches from the current position to the end of the epoch, the next size change or
-        `stop_step`, whichever comes first."""
+        `stop_step`, whichever comes first. One loader per size: a later call at the same size moves
+        its sampler on and iterates it again, so persistent workers survive epochs and re-plans."""
         config, position = self.config, self.position
-        self.use_size(self.train_set, size, train=True)
         stop = min(self.per_epoch, position.batch + stop_step - position.step)
+        if size in self.loaders:
+            loader, sampler = self.loaders[size]
+            sampler.epoch, sampler.start, sampler.stop = position.epoch, position.batch, stop
+            return loader
+        self.close_loaders()  # sizes only grow: the previous size's workers are done
         sampler = EpochBatches(
             len(self.train_set),
             config.batch_size,
@@ -675,42 +794,65 @@ class Run:
             self.ranks.rank,
             self.ranks.world,
         )
-        loader_seed = mix_seed(config.seed, position.epoch, position.batch, self.ranks.rank)
-        context = worker_context() if config.workers > 0 else None
+        self.use_size(self.train_set, size, train=True)
+        seed = mix_seed(config.seed, position.epoch, position.batch, self.ranks.rank)
+        loader = self.training_loader(sampler, seed=seed)
+        self.loaders[size] = (loader, sampler)
+        return loader
+
+    def training_loader(self, sampler: Sampler, seed: int, persistent: bool = True):
+        """A loader of the training samples in `sampler`'s batches (seeded augmentation). A dataset
+        composed on a GPU is fetched in this process: CUDA cannot be used in forked workers."""
+        workers = 0 if self.virtual and self.device.type == "cuda" else self.config.workers
+        options = {"collate_fn": _passthrough, "pin_memory": False} if self.virtual else {}
         return make_loader(
-            SeededSamples(self.train_set),
+            SeededBatches(self.train_set) if self.virtual else SeededSamples(self.train_set),
             batch_size=1,
-            workers=config.workers,
+            workers=workers,
             device=self.device,
-            seed=loader_seed,
-            multiprocessing_context=context,
-            persistent_workers=False,
+            seed=seed,
+            multiprocessing_context=worker_context() if workers > 0 else None,
+            persistent_workers=persistent and workers > 0,
             batch_sampler=sampler,
+            **options,
         )
 
+    def close_loaders(self) -> None:
+        """Let go of the training loaders (their persistent workers stop)."""
+        self.loaders.clear()
+
     def step(self, batch: dict, timer: StepTimer) -> None:
-        """One optimizer step, timed by block."""
-        batch = to_device(batch, self.device, self.config.channels_last, self.normaliser)
-        timer.mark("data")
-        self.model.train()
-        with self.autocast():
-            outputs = self.model(batch["bg"], batch["fg_bg"])
-            timer.mark("forward")
-            total, parts = self.loss(outputs, batch)
-        timer.mark("loss")
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(total).backward()
-        timer.mark("backward")
-        if self.config.grad_clip:
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        """One optimizer step, timed by block (`StepTimer`), its loss watched by `guard`."""
+        parts = optimizer_step(
+            self.model, self.optimizer, self.scaler, self.loss, self.autocast, self.config, self.prepare(batch), timer
+        )
+        self.guard.observe(parts["total"], self.position.step)
         self.scheduler.step()
         timer.mark("optimizer")
         for name, value in parts.items():
             self.running[name] = self.running.get(name, 0.0) + value
         self.running_steps += 1
+
+    def prepare(self, batch: dict) -> dict:
+        return to_device(batch, self.device, self.config.channels_last, self.normaliser)
+
+    def check_finite(self, force: bool = False) -> None:
+        """After step `position.step`: raise NonFiniteLossError (on every rank at once) when `guard`
+        says the losses since its last check are an error; checks every `finite_every` steps, or now
+        when `force`."""
+        if not force and (self.position.step + 1) % self.finite_every:
+            return
+        stop, first, count = self.guard.check()
+        if not stop:
+            return
+        what = (
+            f"non-finite loss first at step {first} ({count} since the last check)"
+            if first >= 0
+            else "non-finite loss on another rank"
+        )
+        if self.scaler.is_enabled():
+            what += f", {SKIPPED_IN_A_ROW} in a row: the GradScaler skipped them and the loss stayed non-finite"
+        raise NonFiniteLossError(f"{what} (check the inputs, the learning rate, and mixed precision)", [], [])
 
     @torch.no_grad()
     def validate(self, size: int) -> dict:
@@ -745,6 +887,7 @@ class Run:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
+            "precision": precision_name(self.dtype),
             "step": self.position.step,
             "epoch": self.position.epoch,
             "batch_in_epoch": self.position.batch,
@@ -776,7 +919,11 @@ class Run:
         load_weights(self.module, checkpoint["model"], path, self.config.model)
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
-        self.scaler.load_state_dict(checkpoint["scaler"])
+        changed = restore_scaler(
+            self.scaler, checkpoint.get("scaler"), checkpoint.get("precision"), precision_name(self.dtype)
+        )
+        if changed and self.ranks.main:
+            print(f"{path}: {changed}", flush=True)
         self.position = Position(checkpoint["step"], checkpoint["epoch"], checkpoint["batch_in_epoch"])
         self.best = checkpoint["best"]
         rows = checkpoint.get("rows")  # absent from checkpoints of earlier revisions, as is best_step
@@ -872,14 +1019,15 @@ def write_metrics(out: Path, rows: list[dict]) -> None:
 
 def calibrate_steps(run: Run) -> int:
     """Steps that fit in TIME_BUDGET_SHARE of `minutes`: time a few steps at each size on a copy
-    of the model (the real model, optimizer and RNG streams stay untouched). Keeps the seconds per
-    step at each size in `run.step_costs` for re-planning."""
+    of the model, its optimizer and GradScaler (the real ones and the RNG streams stay untouched).
+    Keeps the seconds per step at each size in `run.step_costs` for re-planning."""
     rng = capture_rng()
     started = time.perf_counter()
     model = copy.deepcopy(run.module).train()
     optimizer = make_optimizer(run.config, model)
+    scaler = make_scaler(run.device, run.dtype)
     allowance = run.config.minutes * 60 * CALIBRATION_SHARE / len(run.sizes)
-    seconds = [time_steps(run, model, optimizer, size, allowance) for size in run.sizes]
+    seconds = [time_steps(run, model, optimizer, scaler, size, allowance) for size in run.sizes]
     run.step_costs = tuple(seconds)
     per_step = float(np.mean(seconds))
     restore_rng(rng)
@@ -893,27 +1041,33 @@ def calibrate_steps(run: Run) -> int:
 
 
 def time_steps(
-    run: Run, model: nn.Module, optimizer: torch.optim.Optimizer, size: int, allowance: float = float("inf")
+    run: Run,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    size: int,
+    allowance: float = float("inf"),
 ) -> float:
     """Mean seconds of a training step at `size` after one warm-up step: up to CALIBRATION_STEPS
-    timed steps, fewer once `allowance` seconds are spent (never fewer than one)."""
+    timed steps, fewer once `allowance` seconds are spent (never fewer than one). Each step takes the
+    next batch from a loader like the training one (its workers, augmentation and transfer) and runs
+    `optimizer_step` (autocast, GradScaler, clipping), so the time is what a training step pays."""
     run.use_size(run.train_set, size, train=True)
-    loader = make_loader(run.train_set, batch_size=run.config.batch_size, workers=0, device=run.device)
-    batch = to_device(next(iter(loader)), run.device, run.config.channels_last, run.normaliser)
-    timings = []
-    for _ in range(CALIBRATION_STEPS + 1):
-        if len(timings) >= 2 and sum(timings) > allowance:
-            break
-        begin = time.perf_counter()
-        with run.autocast():
-            total, _ = run.loss(model(batch["bg"], batch["fg_bg"]), batch)
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        optimizer.step()
+    config, ranks = run.config, run.ranks
+    count = min(CALIBRATION_STEPS + 1, run.per_epoch)
+    sampler = EpochBatches(len(run.train_set), config.batch_size, config.seed, 0, 0, count, ranks.rank, ranks.world)
+    timings: list[float] = []
+    last = time.perf_counter()
+    for batch in run.training_loader(sampler, seed=config.seed, persistent=False):
+        optimizer_step(model, optimizer, scaler, run.loss, run.autocast, config, run.prepare(batch))
         if run.device.type == "cuda":
             torch.cuda.synchronize(run.device)
-        timings.append(time.perf_counter() - begin)
-    return float(np.mean(timings[1:]))
+        now = time.perf_counter()
+        timings.append(now - last)  # from the previous step's end: the batch's loading included
+        last = now
+        if len(timings) >= 2 and sum(timings) > allowance:
+            break
+    return float(np.mean(timings[1:] or timings))
 
 
 # --- entry point ---------------------------------------------------------------------------
@@ -1047,7 +1201,8 @@ def run_training(
 def loop(run: Run, timer: StepTimer, started: float) -> str:
     """Train until `steps` ("steps") or the session's `minutes` ("minutes"); checkpoints on the
     way (re-planning the steps at each when `run.replanning`). A non-finite loss raises
-    NonFiniteLossError naming the step and the last checkpoint."""
+    NonFiniteLossError naming the step and the last checkpoint; the losses are checked before every
+    checkpoint and at the end, so no checkpoint holds weights a non-finite loss reached."""
     config = run.config
     last_save = looping = time.perf_counter()
     saving = 0.0  # seconds the last checkpoint took (validation included)
@@ -1058,16 +1213,15 @@ def loop(run: Run, timer: StepTimer, started: float) -> str:
             stop = next_size_change(run.position.step, config.steps, run.sizes)
             timer.restart()
             for batch in run.loader(size, stop):
-                try:
-                    run.step(batch, timer)
-                except NonFiniteLossError as error:
-                    raise non_finite(error, run) from error
-                timer.steps += 1
+                run.step(batch, timer)
+                run.check_finite()
+                timer.end_step()
                 if run.replanning:
                     run.cost_done += run.step_costs[run.sizes.index(size)]
                 run.advance()
                 bar.update(1)
                 if due(run, last_save):
+                    run.check_finite(force=True)
                     # re-planned before saving, so a resume from this checkpoint follows the new plan
                     replanned = run.replanning and replan(run, time.perf_counter() - looping, started, 2 * saving)
                     saving_from = time.perf_counter()
@@ -1080,9 +1234,14 @@ def loop(run: Run, timer: StepTimer, started: float) -> str:
                         bar.refresh()
                         break  # the size schedule may have moved: a new loader
                 if over_budget(run, started):
+                    run.check_finite(force=True)
                     return "minutes"
+        run.check_finite(force=True)
+    except NonFiniteLossError as error:
+        raise non_finite(error, run) from error
     finally:
         bar.close()
+        run.close_loaders()
     return "steps"
 
 

@@ -79,6 +79,7 @@ from fgbg_utils.data import FgBgDataset, make_loader
 from fgbg_utils.losses import FgBgLoss
 from fgbg_utils.lr_finder import lr_range_test
 from fgbg_utils.models import build_model
+from fgbg_utils.precision import amp_dtype
 from fgbg_utils.runtime import default_device, get_profile, runs_dir
 from fgbg_utils.transforms import BatchNormaliser, make_transforms, prepare_batch
 
@@ -95,7 +96,9 @@ torch.set_flush_denormal(True)  # on CPUs, near-zero activations (bg == fg_bg) a
 # Batches come from the `unseen` training split with the training augmentation, as uint8 from
 # the loader and normalised on the device. The loss is the training loss with its default
 # weights: BCE + Dice + Lovász hinge for the mask; L1 + SSIM + gradient for depth, plus the
-# ground and horizon terms `fgbg_net` is trained with.
+# ground and horizon terms `fgbg_net` is trained with. On a GPU the sweep runs in the mixed
+# precision training uses there (`amp_dtype`: bf16, or fp16 with a GradScaler on a T4), since the
+# learning rate a network stands depends on it; on a CPU in fp32, as training.
 
 # %%
 steps = 12 if profile.name == "smoke" else STEPS
@@ -111,10 +114,17 @@ batches = [prepare_batch(batch, device, normaliser) for batch, _ in zip(loader, 
 
 model = build_model(MODEL).to(device)
 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
-loss = FgBgLoss()
+loss = FgBgLoss(check_finite=False)  # a diverging loss ends the sweep (`diverged`), not the notebook
 before = {k: v.clone() for k, v in model.state_dict().items()}
 sweep = lr_range_test(
-    model, optimizer, lambda out, batch: loss(out, batch)[0], batches, start_lr=1e-5, end_lr=1.0, steps=steps
+    model,
+    optimizer,
+    lambda out, batch: loss(out, batch)[0],
+    batches,
+    start_lr=1e-5,
+    end_lr=1.0,
+    steps=steps,
+    dtype=amp_dtype(device),
 )
 sweep.plot()
 print(f"suggested maximum learning rate: {sweep.suggestion:.2e} (diverged at the end: {sweep.diverged})")

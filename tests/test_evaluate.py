@@ -194,3 +194,25 @@ def test_one_background_trains_and_scores_on_the_random_split(tmp_path):
     assert train(run)["steps"] == 1
     result = evaluate(data, latest_checkpoint(run.out), progress=False)
     assert result["split"] == "test" and result["samples"] == len(load_splits(data)["random"]["test"]) > 0
+
+
+def test_evaluate_runs_under_the_precision_validation_uses(dataset, checkpoint, monkeypatch):
+    """A CPU stand-in for CUDA's bf16: the model runs inside the shared autocast, and its scores stay
+    within rounding of fp32's."""
+    full = evaluate(dataset, checkpoint, limit=8, threshold_samples=16, progress=False)
+    entered = []
+    real_autocast = evaluate_module.autocast
+
+    def spying_autocast(device, dtype):
+        entered.append((torch.device(device).type, dtype))
+        return real_autocast(device, dtype)
+
+    monkeypatch.setattr(evaluate_module, "amp_dtype", lambda device, amp=None: torch.bfloat16)
+    monkeypatch.setattr(evaluate_module, "autocast", spying_autocast)
+    half = evaluate(dataset, checkpoint, limit=8, threshold_samples=16, progress=False)
+    assert entered and set(entered) == {("cpu", torch.bfloat16)}
+    assert half["metrics"]["images"] == full["metrics"]["images"] == 8
+    assert half["metrics"] != full["metrics"], "bf16 rounds differently: the autocast really ran"
+    for name in ("mask_iou", "depth_rmse"):
+        assert half["metrics"][name] == pytest.approx(full["metrics"][name], abs=0.02), name
+    assert half["baselines"] == full["baselines"]

@@ -50,3 +50,43 @@ def test_suggestion_is_the_steepest_descent():
     lrs = list(np.geomspace(1e-5, 1, 50))
     losses = [1.0 / (1 + np.exp(4 * (np.log10(lr) + 2.5))) for lr in lrs]  # steepest at lr = 10**-2.5
     assert abs(np.log10(suggest_lr(lrs, losses)) + 2.5) < 0.15
+
+
+class AutocastRecorder(PixelModel):
+    """PixelModel noting, at each forward, whether CPU autocast is on and in which dtype."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, bg, fg_bg):
+        self.seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+        return super().forward(bg, fg_bg)
+
+
+def test_sweep_runs_under_the_training_precision(monkeypatch):
+    """CPU stand-ins for CUDA: bf16 autocast, and fp16 autocast with a GradScaler scaling every loss."""
+    from fgbg_utils import lr_finder
+
+    model = AutocastRecorder()
+    sweep = lr_range_test(model, torch.optim.SGD(model.parameters(), lr=0.1), squared_error, batches(), steps=6,
+                          dtype=torch.bfloat16)  # fmt: skip
+    assert len(sweep.lrs) == 6 and model.seen == [torch.bfloat16] * 6
+
+    scaled = []
+    real_scaler = lr_finder.make_scaler
+
+    def spying_scaler(device, dtype):
+        scaler = real_scaler(device, dtype)
+        original = scaler.scale
+        scaler.scale = lambda loss: scaled.append(float(loss.detach())) or original(loss)
+        return scaler
+
+    monkeypatch.setattr(lr_finder, "make_scaler", spying_scaler)
+    model = AutocastRecorder()
+    lr_range_test(model, torch.optim.SGD(model.parameters(), lr=0.1), squared_error, batches(), steps=6,
+                  dtype=torch.float16)  # fmt: skip
+    assert model.seen == [torch.float16] * 6 and len(scaled) == 6
+    model = AutocastRecorder()
+    lr_range_test(model, torch.optim.SGD(model.parameters(), lr=0.1), squared_error, batches(), steps=3)
+    assert model.seen == [None] * 3, "no dtype: full precision, as on a CPU"
