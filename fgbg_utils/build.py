@@ -41,6 +41,7 @@ from .manifest import (
     write_manifest,
 )
 from .runtime import Profile, worker_context
+from .splits import write_splits
 from .stats import ChannelHistogram
 from .store import (
     INDEX_NAME,
@@ -353,7 +354,9 @@ def make_dataset(
     name = MANIFEST_NAME if part is None else slice_manifest_name(part)
     if part is None:
         write_index(root / INDEX_NAME, index_rows(shards))
-    write_manifest(root / name, manifest)  # last: a manifest means the dataset is whole
+    write_manifest(root / name, manifest)  # a manifest means the dataset is whole
+    if part is None:
+        write_splits(root)
     seconds = time.perf_counter() - started
     samples_built = len(todo) * config.per_background
     return BuildResult(root, samples_built, config.samples, seconds, todo, kept, manifest=root / name)

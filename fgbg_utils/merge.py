@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .build import BuildConfig, assemble_manifest, assets_digest, finished_shard
 from .manifest import index_rows, read_manifest_file, write_manifest
+from .splits import write_splits
 from .store import INDEX_NAME, MANIFEST_NAME, atomic_path, write_index
 
 
@@ -65,5 +66,6 @@ def merge(root: Path, sources: list[Path] = ()) -> Path:
     manifest = assemble_manifest(root, config, assets, shards, digests)
     manifest.generation["depth"] = first["generation"]["depth"]
     write_index(root / INDEX_NAME, index_rows(shards))
-    write_manifest(root / MANIFEST_NAME, manifest)  # last: a manifest means the dataset is whole
+    write_manifest(root / MANIFEST_NAME, manifest)  # a manifest means the dataset is whole
+    write_splits(root)
     return root / MANIFEST_NAME
