@@ -329,9 +329,8 @@ def make_dataset(
     try:
         mapper = pool.map if pool else map
         assets = prepare_assets(config, root, source, skip_bad=skip_bad, mapper=mapper, before_writing=make_room)
-        # Shards from before the digest (none recorded) are trusted on their settings, as they were.
         drawn_from = {bg: assets_digest(assets, bg) for bg in metas}
-        metas = {bg: meta for bg, meta in metas.items() if meta.get("assets", drawn_from[bg]) == drawn_from[bg]}
+        metas = {bg: meta for bg, meta in metas.items() if meta.get("assets") == drawn_from[bg]}
         kept = list(metas)
         todo = [bg for bg in wanted if bg not in metas]
         total = len(todo) * config.per_background

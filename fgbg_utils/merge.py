@@ -56,7 +56,7 @@ def merge(root: Path, sources: list[Path] = ()) -> Path:
         raise ValueError(f"{root}: shards {missing} are missing; build them with --shard I/N first")
     assets = {k: first[k] for k in ("backgrounds", "foregrounds", "skipped")}
     drawn_from = {bg: assets_digest(assets, bg) for bg in metas}
-    other = [bg for bg, meta in metas.items() if meta.get("assets", drawn_from[bg]) != drawn_from[bg]]
+    other = [bg for bg, meta in metas.items() if meta.get("assets") != drawn_from[bg]]
     if other:
         raise ValueError(
             f"{root}: shards {other} were drawn from other assets than {slices[0][1]} lists (another kit "
