@@ -41,6 +41,7 @@ from .manifest import (
     write_manifest,
 )
 from .runtime import Profile, worker_context
+from .splits import write_splits
 from .stats import ChannelHistogram
 from .store import (
     INDEX_NAME,
@@ -335,9 +336,8 @@ def make_dataset(
     try:
         mapper = pool.map if pool else map
         assets = prepare_assets(config, root, source, skip_bad=skip_bad, mapper=mapper, before_writing=make_room)
-        # Shards from before the digest (none recorded) are trusted on their settings, as they were.
         drawn_from = {bg: assets_digest(assets, bg) for bg in metas}
-        metas = {bg: meta for bg, meta in metas.items() if meta.get("assets", drawn_from[bg]) == drawn_from[bg]}
+        metas = {bg: meta for bg, meta in metas.items() if meta.get("assets") == drawn_from[bg]}
         kept = list(metas)
         todo = [bg for bg in wanted if bg not in metas]
         total = len(todo) * config.per_background
@@ -360,7 +360,9 @@ def make_dataset(
     name = MANIFEST_NAME if part is None else slice_manifest_name(part)
     if part is None:
         write_index(root / INDEX_NAME, index_rows(shards))
-    write_manifest(root / name, manifest)  # last: a manifest means the dataset is whole
+    write_manifest(root / name, manifest)  # a manifest means the dataset is whole
+    if part is None:
+        write_splits(root)
     seconds = time.perf_counter() - started
     samples_built = len(todo) * config.per_background
     return BuildResult(root, samples_built, config.samples, seconds, todo, kept, manifest=root / name)

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from .build import load_foregrounds
 from .compose import Box, compose
+from .dataset_info import DatasetInfo
 from .manifest import is_import, read_manifest
 from .runtime import worker_context
 from .stats import ChannelHistogram
@@ -103,15 +104,14 @@ def _shard_statistics(task: tuple[Path, dict]) -> dict[str, ChannelHistogram]:
     return {kind: hist for kind, hist in statistics.items() if hist.pixels}
 
 
-def recompute_statistics(root: Path, workers: int | None = None, progress: bool = True) -> dict[str, dict]:
+def recompute_statistics(info: DatasetInfo, workers: int | None = None, progress: bool = True) -> dict[str, dict]:
     """Exact mean/std/histograms of every kind, from the dataset's files rather than the manifest.
 
     For a build, adds `fg_bg_decoded`: the statistics of the stored JPEGs as decoded, which differ
     from the composites' by the JPEG error (a few 1e-4 in the mean, up to 1e-3 in the std). An
     import's fg_bg statistics are its decoded JPEGs' already.
     """
-    root = Path(root)
-    manifest = read_manifest(root)
+    root, manifest = info.root, info.manifest
     tasks = [(root / entry["file"], manifest) for entry in manifest["shards"]]
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
     with ProcessPoolExecutor(workers, mp_context=worker_context()) as pool:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from .assets import AssetError
 from .build import make_dataset, print_summary, profile_config
 from .build_assets import BuildInputError
-from .manifest import read_manifest
+from .dataset_info import DatasetInfo
+from .manifest import Manifest, read_manifest, write_manifest
 from .merge import merge
 from .runtime import PROFILES, get_profile, repo_root, runs_dir
-from .store import MANIFEST_NAME, write_json_atomic
+from .store import MANIFEST_NAME
 
 
 def _part(text: str) -> tuple[int, int]:
@@ -81,16 +83,15 @@ def make_dataset_command(args) -> int:
 def stats_command(args) -> int:
     from .checks import recompute_statistics
 
-    manifest = read_manifest(args.root)
-    statistics = recompute_statistics(args.root, workers=args.workers)
+    info = DatasetInfo.open(args.root)
+    statistics = recompute_statistics(info, workers=args.workers)
     for kind, values in statistics.items():
-        old = manifest.get("statistics", {}).get(kind, {})
+        old = info.statistics.get(kind, {})
         same = "same as the manifest" if old.get("histogram") == values["histogram"] else "UPDATED"
         mean = ", ".join(f"{v:.4f}" for v in values["mean"])
         std = ", ".join(f"{v:.4f}" for v in values["std"])
         print(f"{kind:6s} mean [{mean}]  std [{std}]  ({values['pixels']:,} pixels; {same})")
-    manifest["statistics"] = statistics
-    write_json_atomic(Path(args.root) / MANIFEST_NAME, manifest)
+    write_manifest(Path(args.root) / MANIFEST_NAME, replace(Manifest.from_dict(info.manifest), statistics=statistics))
     return 0
 
 
@@ -111,13 +112,13 @@ def verify_command(args) -> int:
 def report_command(args) -> int:
     from .report import write_report
 
-    print(f"wrote {write_report(args.root, args.out)}")
+    print(f"wrote {write_report(DatasetInfo.open(args.root), args.out)}")
     return 0
 
 
 def merge_command(args) -> int:
     path = merge(args.root, args.sources)
-    counts = json.loads(path.read_text())["counts"]
+    counts = read_manifest(path.parent)["counts"]
     print(f"{path}: {counts['samples']:,} samples in {counts['shards']} shards")
     return 0
 

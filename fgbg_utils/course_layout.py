@@ -40,6 +40,7 @@ from .manifest import (
     write_manifest,
 )
 from .runtime import worker_context
+from .splits import write_splits
 from .stats import ChannelHistogram
 from .store import (
     INDEX_NAME,
@@ -473,6 +474,7 @@ def import_course_layout(
     shards = [metas[b] for b in range(len(bgs))]
     write_index(out / INDEX_NAME, index_rows([s["meta"] for s in shards]))
     write_manifest(out / MANIFEST_NAME, _import_manifest(out, folder, parameters, target, backgrounds, shards))
+    write_splits(out)
     return out / MANIFEST_NAME
 
 

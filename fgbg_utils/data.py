@@ -51,206 +51,19 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset, get_worker_info
 
 from .compose import MASK_THRESHOLD, prepare_foreground
+from .dataset_info import NUMERIC_COLUMNS, DatasetInfo
 from .depth import GroundCamera, encode_depth
-from .manifest import is_import, read_manifest
 from .store import (
-    INDEX_COLUMNS,
-    INDEX_NAME,
-    SPLITS_NAME,
     decode_image,
     encode_jpeg,
     member_names,
     read_png,
     shard_name,
-    write_json_atomic,
 )
 from .transforms import OUTPUTS, resize_nearest, uint8_tensors
 
-SPLIT_NAMES = ("all", "train", "test", "unseen_train", "unseen_test")
-NUMERIC_COLUMNS = ("sample", "bg", "fg", "flip", "x", "y", "w", "h")
 FIXUP_BAND = 1e-4
 """Alpha values this close to MASK_THRESHOLD are recomputed with OpenCV (see VirtualFgBgDataset)."""
-
-
-# --- index --------------------------------------------------------------------------------
-
-
-def _shard_number(text: str) -> int:
-    if not (text.startswith("shard_") and text.endswith(".zip")):
-        raise ValueError(f"not a shard name: {text!r}")
-    return int(text[6:-4])
-
-
-def read_index_arrays(root: Path, manifest: dict | None = None) -> dict[str, np.ndarray]:
-    """index.csv as compact int32 NumPy columns: sample, bg, fg, flip, x, y, w, h and shard (the
-    shard's number, which is its background's id). Member names are not kept: they follow from
-    the sample id (`fgbg_utils.store.member_names`). 400,000 rows take 14 MB, not a list of dicts.
-
-    Its rows must be as many as the manifest (read when not given) counts: an index cut short by a
-    copy would otherwise be read, and split, as a smaller dataset.
-    """
-    path = Path(root) / INDEX_NAME
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: missing; build the dataset first (python -m fgbg_utils make-dataset)")
-    with open(path) as handle:
-        header = handle.readline().strip().split(",")
-    if tuple(header) != INDEX_COLUMNS:
-        raise ValueError(f"{path}: columns {header} are not {list(INDEX_COLUMNS)}")
-    try:
-        table = np.loadtxt(
-            path,
-            delimiter=",",
-            skiprows=1,
-            usecols=range(9),
-            converters={8: _shard_number},
-            dtype=np.int32,
-            ndmin=2,
-        )
-    except ValueError as error:
-        raise ValueError(f"{path}: not a readable index ({error})") from None
-    expected = int((manifest or read_manifest(Path(root)))["counts"]["samples"])
-    if len(table) != expected:
-        raise ValueError(
-            f"{path}: {len(table):,} samples, but the manifest counts {expected:,}; cut short? copy the dataset again"
-        )
-    columns = {name: np.ascontiguousarray(table[:, i]) for i, name in enumerate((*NUMERIC_COLUMNS, "shard"))}
-    if not np.array_equal(columns["shard"], columns["bg"]):
-        row = int(np.flatnonzero(columns["shard"] != columns["bg"])[0])
-        raise ValueError(
-            f"{path}: row {row + 1} names shard {columns['shard'][row]} for background {columns['bg'][row]}"
-        )
-    return columns
-
-
-def _positions(index: dict[str, np.ndarray], samples: np.ndarray, root: Path) -> np.ndarray:
-    """Row positions of sample ids in the index (rows are normally in sample order)."""
-    ids = index["sample"]
-    if len(ids) and ids[0] == 0 and np.array_equal(ids, np.arange(len(ids), dtype=ids.dtype)):
-        positions = np.asarray(samples, dtype=np.int64)
-        bad = (positions < 0) | (positions >= len(ids))
-    else:
-        order = np.argsort(ids, kind="stable")
-        found = np.searchsorted(ids, samples, sorter=order)
-        found = np.minimum(found, len(ids) - 1)
-        positions = order[found].astype(np.int64)
-        bad = ids[positions] != samples
-    if bad.any():
-        raise ValueError(f"{root}: sample ids not in index.csv: {np.asarray(samples)[bad][:10].tolist()}")
-    return positions
-
-
-# --- splits -------------------------------------------------------------------------------
-
-
-def _held_out(rng: np.random.Generator, count: int, fraction: float) -> np.ndarray:
-    """A seeded choice of round(fraction * count) ids, at least one and leaving at least one."""
-    n = min(max(1, int(round(fraction * count))), count - 1)
-    return np.sort(rng.choice(count, size=n, replace=False))
-
-
-def make_splits(root: Path, seed: int = 0, test_fraction: float = 0.3) -> dict:
-    """Write root/splits.json (atomically) and return it.
-
-    - ``random``: the course's split, a seeded random permutation of the sample ids cut
-      (1 - test_fraction) : test_fraction (70:30 by default).
-    - ``unseen``: a seeded `test_fraction` of the backgrounds and of the foregrounds are held
-      out; test samples use a held-out background AND a held-out foreground, train samples
-      neither; samples that mix the two are left out (counted in ``counts.left_out``). A dataset
-      imported from the course layout does not know its samples' foregrounds: its test samples
-      are those of the held-out backgrounds.
-    """
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
-    root = Path(root)
-    manifest = read_manifest(root)
-    index = read_index_arrays(root, manifest)
-    samples = index["sample"].astype(np.int64)
-    n = len(samples)
-    n_test = int(round(n * test_fraction))
-    permutation = np.random.default_rng([seed, 0]).permutation(n)
-    random_test = np.sort(samples[permutation[:n_test]])
-    random_train = np.sort(samples[permutation[n_test:]])
-
-    splits = {
-        "seed": seed,
-        "test_fraction": test_fraction,
-        "samples": n,
-        "dataset": manifest["generation"]["parameters"],
-        "random": {"train": random_train.tolist(), "test": random_test.tolist()},
-        "unseen": _unseen_split(root, manifest, index, seed, test_fraction),
-    }
-    write_json_atomic(root / SPLITS_NAME, splits)
-    return splits
-
-
-def _unseen_split(root: Path, manifest: dict, index: dict[str, np.ndarray], seed: int, test_fraction: float) -> dict:
-    """The `unseen` part of `make_splits`; where the dataset has too few backgrounds or foregrounds
-    to hold any out, empty and marked ``unavailable`` (the random split still serves)."""
-    samples = index["sample"].astype(np.int64)
-    rng = np.random.default_rng([seed, 1])
-    n_bg, n_fg = len(manifest["backgrounds"]), len(manifest["foregrounds"])
-    foregrounds_known = not is_import(manifest)
-    if n_bg < 2 or (foregrounds_known and n_fg < 2):
-        reason = f"{root}: an unseen split needs at least 2 backgrounds and 2 foregrounds; use the random split"
-        return {"unavailable": reason, "train": [], "test": []}
-    held_bg = _held_out(rng, n_bg, test_fraction)
-    held_fg = _held_out(rng, n_fg, test_fraction) if foregrounds_known else np.zeros(0, dtype=np.int64)
-    test_bg = np.isin(index["bg"], held_bg)
-    test_fg = np.isin(index["fg"], held_fg) if foregrounds_known else test_bg
-    unseen_test = samples[test_bg & test_fg]
-    unseen_train = samples[~test_bg & ~test_fg]
-    return {
-        "held_out_bg": held_bg.tolist(),
-        "held_out_fg": held_fg.tolist(),
-        "counts": {
-            "train": len(unseen_train),
-            "test": len(unseen_test),
-            "left_out": len(samples) - len(unseen_train) - len(unseen_test),
-        },
-        "train": unseen_train.tolist(),
-        "test": unseen_test.tolist(),
-    }
-
-
-def load_splits(root: Path, seed: int | None = None, test_fraction: float | None = None) -> dict:
-    """root/splits.json; made (seed 0, 30 % test unless given) when missing, stale (another
-    build, or another number of samples: made from an index cut short) or made with another seed
-    or fraction than asked for."""
-    import json
-
-    root = Path(root)
-    path = root / SPLITS_NAME
-    if path.exists():
-        splits = json.loads(path.read_text())
-        manifest = read_manifest(root)
-        fresh = (
-            splits.get("dataset") == manifest["generation"]["parameters"]
-            and splits.get("samples") == manifest["counts"]["samples"]
-        )
-        if (
-            fresh
-            and (seed is None or splits["seed"] == seed)
-            and (test_fraction is None or splits["test_fraction"] == test_fraction)
-        ):
-            return splits
-    return make_splits(
-        root, seed=0 if seed is None else seed, test_fraction=0.3 if test_fraction is None else test_fraction
-    )
-
-
-def resolve_split(root: Path, split: str | Sequence[int], index: dict[str, np.ndarray]) -> tuple[str, np.ndarray]:
-    """(split name, sample ids) for a split name or an explicit list of sample ids."""
-    if isinstance(split, str):
-        if split == "all":
-            return split, index["sample"].astype(np.int64)
-        if split not in SPLIT_NAMES:
-            raise ValueError(f"unknown split {split!r}: choose one of {', '.join(SPLIT_NAMES)} or pass sample ids")
-        splits = load_splits(root)
-        family, part = ("unseen", split[len("unseen_") :]) if split.startswith("unseen_") else ("random", split)
-        if "unavailable" in splits[family]:
-            raise ValueError(splits[family]["unavailable"])
-        return split, np.asarray(splits[family][part], dtype=np.int64)
-    return "custom", np.asarray(list(split), dtype=np.int64)
 
 
 # --- shared sample helpers ----------------------------------------------------------------
@@ -322,12 +135,6 @@ def evenly_spaced(dataset: FgBgDataset, limit: int | None) -> Dataset:
     return dataset if len(positions) == len(dataset) else Subset(dataset, positions)
 
 
-def background_codec_quality(manifest: dict) -> int | None:
-    """The JPEG quality the builder saved fg_bg with, or None for a dataset it did not build."""
-    quality = manifest["generation"]["parameters"].get("jpeg_quality")
-    return int(quality) if quality is not None else None
-
-
 class FgBgDataset(Dataset):
     """The stored samples of a split, read from the zip shards.
 
@@ -340,7 +147,7 @@ class FgBgDataset(Dataset):
 
     def __init__(
         self,
-        root: Path,
+        info: DatasetInfo,
         split: str | Sequence[int] = "all",
         transform=None,
         on_error: str = "raise",
@@ -351,18 +158,17 @@ class FgBgDataset(Dataset):
         self.output = _check_output(output)
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-        self.root = Path(root)
-        manifest = read_manifest(self.root)
+        self.info, self.root = info, info.root
         if verify:
             problems = verify_shards(self.root)
             if problems:
                 raise ValueError(f"{self.root}: dataset does not match its manifest:\n  " + "\n  ".join(problems))
-        self.size = int(manifest["generation"]["parameters"]["size"])
-        self.bg_files = [info["file"] for info in manifest["backgrounds"]]
-        self.bg_quality = background_codec_quality(manifest)
-        self.index = read_index_arrays(self.root, manifest)
-        self.split_name, self.samples = resolve_split(self.root, split, self.index)
-        self.positions = _positions(self.index, self.samples, self.root)
+        self.size = info.size
+        self.bg_files = [background["file"] for background in info.backgrounds]
+        self.bg_quality = info.jpeg_quality
+        self.index = info.index
+        self.split_name, self.samples = info.split(split)
+        self.positions = info.positions(self.samples)
         self.transform = transform
         self.on_error = on_error
         self.bg_cache = bg_cache
@@ -538,7 +344,7 @@ class VirtualFgBgDataset(Dataset):
 
     def __init__(
         self,
-        root: Path,
+        info: DatasetInfo,
         split: str | Sequence[int] = "all",
         size: int | None = None,
         device: str | torch.device = "cpu",
@@ -546,25 +352,24 @@ class VirtualFgBgDataset(Dataset):
         output: str = "float",
     ):
         self.output = _check_output(output)
-        self.root = Path(root)
+        self.info, self.root = info, info.root
         self.device = torch.device(device)
-        manifest = read_manifest(self.root)
-        if is_import(manifest):
+        if info.is_import:
             raise ValueError(
                 f"{self.root}: imported from the course layout, with no foregrounds to compose from; "
                 "read it with FgBgDataset"
             )
-        self.build_size = int(manifest["generation"]["parameters"]["size"])
+        self.build_size = info.size
         self.size = size or self.build_size
         self.transform = transform
-        self.index = read_index_arrays(self.root, manifest)
-        self.split_name, self.samples = resolve_split(self.root, split, self.index)
-        self.positions = _positions(self.index, self.samples, self.root)
+        self.index = info.index
+        self.split_name, self.samples = info.split(split)
+        self.positions = info.positions(self.samples)
         self._send_parts = False  # set in the workers of a VirtualBatchLoader
         self.fixed_up = 0
         """Alpha patches recomputed with OpenCV because a value lay within FIXUP_BAND of 0.5."""
 
-        backgrounds = manifest["backgrounds"]
+        backgrounds = info.backgrounds
         self.bg_rgb = torch.from_numpy(np.stack([read_png(self.root / b["file"]) for b in backgrounds]))
         self.bg_rgb = self.bg_rgb.permute(0, 3, 1, 2).contiguous().to(self.device)
         self.bg_depth = torch.from_numpy(np.stack([read_png(self.root / b["depth_file"]) for b in backgrounds]))
@@ -572,10 +377,10 @@ class VirtualFgBgDataset(Dataset):
 
         ix = {k: self.index[k][self.positions] for k in NUMERIC_COLUMNS}
         foot = np.zeros(len(self.positions), dtype=np.uint8)
-        for bg, info in enumerate(backgrounds):
+        for bg, camera in enumerate(info.cameras):
             rows = ix["bg"] == bg
             if rows.any():
-                camera = GroundCamera(**info["camera"])
+                camera = GroundCamera(**camera)
                 foot[rows] = encode_depth(camera.row_depth(ix["y"][rows] + ix["h"][rows] - 1, self.build_size))
         self.foot_value = foot
 
@@ -584,7 +389,7 @@ class VirtualFgBgDataset(Dataset):
         self._levels: dict[tuple[int, int, int], np.ndarray] = {}
         self.levels: dict[tuple[int, int, int], torch.Tensor] = {}  # CxHxW, for the batched path only
         for fg in np.unique(ix["fg"]):
-            rgba = read_png(self.root / manifest["foregrounds"][fg]["file"])
+            rgba = read_png(self.root / info.foregrounds[fg]["file"])
             for flip in (0, 1):
                 rows = np.flatnonzero((ix["fg"] == fg) & (ix["flip"] == flip))
                 if not len(rows):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import platform
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from . import __version__
@@ -47,6 +47,11 @@ class Manifest:
     foregrounds: list[dict] = field(default_factory=list)
     skipped: list = field(default_factory=list)
     slice: dict | None = None
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Manifest:
+        """The sections of a manifest read by `read_manifest` (its format number checked there)."""
+        return cls(**{f.name: values[f.name] for f in fields(cls)})
 
     def to_dict(self) -> dict:
         return {

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .build import BuildConfig, assemble_manifest, assets_digest, finished_shard
 from .manifest import index_rows, read_manifest_file, write_manifest
+from .splits import write_splits
 from .store import INDEX_NAME, MANIFEST_NAME, atomic_path, write_index
 
 
@@ -55,7 +56,7 @@ def merge(root: Path, sources: list[Path] = ()) -> Path:
         raise ValueError(f"{root}: shards {missing} are missing; build them with --shard I/N first")
     assets = {k: first[k] for k in ("backgrounds", "foregrounds", "skipped")}
     drawn_from = {bg: assets_digest(assets, bg) for bg in metas}
-    other = [bg for bg, meta in metas.items() if meta.get("assets", drawn_from[bg]) != drawn_from[bg]]
+    other = [bg for bg, meta in metas.items() if meta.get("assets") != drawn_from[bg]]
     if other:
         raise ValueError(
             f"{root}: shards {other} were drawn from other assets than {slices[0][1]} lists (another kit "
@@ -65,5 +66,6 @@ def merge(root: Path, sources: list[Path] = ()) -> Path:
     manifest = assemble_manifest(root, config, assets, shards, digests)
     manifest.generation["depth"] = first["generation"]["depth"]
     write_index(root / INDEX_NAME, index_rows(shards))
-    write_manifest(root / MANIFEST_NAME, manifest)  # last: a manifest means the dataset is whole
+    write_manifest(root / MANIFEST_NAME, manifest)  # a manifest means the dataset is whole
+    write_splits(root)
     return root / MANIFEST_NAME

@@ -8,8 +8,9 @@ import cv2
 import numpy as np
 
 from .compose import MASK_THRESHOLD
-from .manifest import is_import, read_manifest
-from .store import read_index, read_png, read_sample, write_bytes_atomic, write_png
+from .dataset_info import DatasetInfo
+from .manifest import is_import
+from .store import INDEX_NAME, read_index, read_png, read_sample, write_bytes_atomic, write_png
 
 GRID_KINDS = ("bg", "fg", "fg_mask", "fg_bg", "mask", "depth")
 GRID_TITLES = {"bg": "bg", "fg": "fg", "fg_mask": "fg mask", "fg_bg": "fg_bg", "mask": "fg_bg mask", "depth": "depth"}
@@ -80,12 +81,11 @@ def _fmt(values: list[float]) -> str:
     return ", ".join(f"{v:.4f}" for v in values)
 
 
-def write_report(root: Path, out: Path | None = None, samples: int = 8, tile: int = 112) -> Path:
-    """Write report/README.md and its PNG grids for the dataset in `root`; return the README path."""
-    root = Path(root)
+def write_report(info: DatasetInfo, out: Path | None = None, samples: int = 8, tile: int = 112) -> Path:
+    """Write report/README.md and its PNG grids for the dataset `info` opens; return the README path."""
+    root, manifest = info.root, info.manifest
     out = Path(out) if out else root / "report"
-    manifest = read_manifest(root)
-    chosen = pick_samples(read_index(root / "index.csv"), samples)
+    chosen = pick_samples(read_index(root / INDEX_NAME), samples)
     tiles = sample_tiles(root, chosen, manifest, tile)
     shown = tuple(tiles)
     for kind in shown:

@@ -221,8 +221,9 @@ for kind, info in manifest["kinds"].items():
 
 # %%
 from fgbg_utils.report import write_report
+from fgbg_utils.dataset_info import DatasetInfo
 
-readme = write_report(data_dir)
+readme = write_report(DatasetInfo.open(data_dir))
 image = plt.imread(readme.parent / "samples.png")
 plt.figure(figsize=(9, 12))
 plt.imshow(image)

@@ -117,8 +117,9 @@ for kind, values in statistics.items():
 # %%
 # NBVAL_CHECK_OUTPUT
 from fgbg_utils.checks import recompute_statistics
+from fgbg_utils.dataset_info import DatasetInfo
 
-recomputed = recompute_statistics(data_dir, progress=False)
+recomputed = recompute_statistics(DatasetInfo.open(data_dir), progress=False)
 for kind in ("bg", "fg_bg", "mask", "depth"):
     print(
         f"{kind:6s} recomputed from the files == manifest:",

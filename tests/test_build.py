@@ -21,6 +21,7 @@ from fgbg_utils.build import BuildConfig, ensure_dataset, make_dataset
 from fgbg_utils.build_assets import BuildInputError
 from fgbg_utils.checks import recompute_statistics, verify_dataset
 from fgbg_utils.compose import Box, compose, prepare_foreground
+from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.depth import GroundCamera, encode_depth
 from fgbg_utils.manifest import read_manifest
 from fgbg_utils.merge import merge
@@ -115,7 +116,7 @@ def test_statistics_are_exact_over_every_pixel(small_dataset):
 
 def test_recomputed_statistics_match_the_files(small_dataset):
     manifest = read_manifest(small_dataset)
-    recomputed = recompute_statistics(small_dataset, workers=1, progress=False)
+    recomputed = recompute_statistics(DatasetInfo.open(small_dataset), workers=1, progress=False)
     for kind in ("bg", "fg_bg", "mask", "depth"):
         assert recomputed[kind]["histogram"] == manifest["statistics"][kind]["histogram"], kind
     rows = read_index(small_dataset / "index.csv")

@@ -17,6 +17,7 @@ from fgbg_utils.checks import recompute_statistics, verify_dataset
 from fgbg_utils.course_layout import export_course_layout as export_course_layout_of_package
 from fgbg_utils.course_layout import import_course_layout, mask_box, natural_key
 from fgbg_utils.data import FgBgDataset, VirtualFgBgDataset
+from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.extract import copy_dataset, safe_extract
 from fgbg_utils.manifest import read_manifest
 from fgbg_utils.report import write_report
@@ -403,12 +404,12 @@ def test_an_import_loads_splits_trains_and_reports(small_dataset, course_folder,
     assert len(FgBgDataset(out, "train")) + len(FgBgDataset(out, "test")) == len(bg_of)
     assert FgBgDataset(out, "test")[0]["fg_bg"].shape[-1] == manifest["generation"]["parameters"]["size"]
 
-    recomputed = recompute_statistics(out, workers=1, progress=False)
+    recomputed = recompute_statistics(DatasetInfo.open(out), workers=1, progress=False)
     assert set(recomputed) == {"bg", "fg_bg", "mask", "depth"}
     for kind, stats in recomputed.items():
         np.testing.assert_allclose(stats["mean"], manifest["statistics"][kind]["mean"], rtol=1e-12)
 
-    readme = write_report(out)
+    readme = write_report(DatasetInfo.open(out))
     assert sorted(p.name for p in readme.parent.glob("grid_*.png")) == [
         "grid_bg.png",
         "grid_depth.png",
