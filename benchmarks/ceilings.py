@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from fgbg_utils.browse import predict_split
 from fgbg_utils.data import FgBgDataset, evenly_spaced_positions
+from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.depth import FAR_M, NEAR_M
 from fgbg_utils.manifest import read_manifest
 from fgbg_utils.metrics import depth_stats, mask_stats, summarize_depth, summarize_mask
@@ -119,7 +120,7 @@ def camera_heights(root: Path) -> dict[int, float] | None:
 def load_samples(root: Path, split: str, limit: int, size: int) -> dict[str, np.ndarray]:
     """Evenly spaced samples of `split`: the stored masks, their targets and the depth maps at `size`
     (in [0, 1]) as the kit's evaluation transform makes them, and the background ids."""
-    dataset = FgBgDataset(root, split)
+    dataset = FgBgDataset(DatasetInfo.open(root), split)
     transform = make_transforms(size, train=False, stats=read_manifest(root), output="uint8")
     masks, targets, depths, bg_ids = [], [], [], []
     for position in tqdm(evenly_spaced_positions(len(dataset), limit), desc=f"reading {split}", leave=False):
@@ -178,7 +179,9 @@ def main(argv: list[str] | None = None) -> dict:
     reading = estimates["outline at the pixel centre"]
     results["thin_parts"] = {"perfect reading": where_errors_are(reading, test["target"], zone)}
     if args.checkpoint is not None:
-        predicted = predict_split(args.checkpoint, args.data, args.split, limit=args.samples, progress=False)
+        predicted = predict_split(
+            args.checkpoint, DatasetInfo.open(args.data), args.split, limit=args.samples, progress=False
+        )
         if predicted.mask_prob.shape != test["target"].shape:
             raise ValueError(f"{args.checkpoint}: it is scored at {predicted.mask_prob.shape[-1]} px; pass that --size")
         if not np.array_equal(predicted.mask > 0, test["target"]):

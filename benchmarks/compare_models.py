@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from fgbg_utils.build import ensure_dataset, profile_config
+from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.evaluate import evaluate
 from fgbg_utils.losses import NonFiniteLossError
 from fgbg_utils.models import DEFAULT_MODEL, MODELS, build_model, count_parameters
@@ -191,7 +192,7 @@ def compare_one(name: str, args: argparse.Namespace, settings: dict) -> dict:
             return record
     record["training"] = training_record(run, summary, args.batch_size)
     record["evaluation"] = evaluate(
-        args.data,
+        DatasetInfo.open(args.data),
         run / "checkpoints" / "last.pt",
         split=TEST_SPLIT,
         batch_size=args.batch_size,

@@ -41,6 +41,7 @@ from fgbg_utils import evaluate as evaluate_module
 from fgbg_utils import train as train_module
 from fgbg_utils.build import BuildConfig, make_dataset
 from fgbg_utils.data import FgBgDataset, VirtualFgBgDataset, make_loader
+from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.evaluate import evaluate
 from fgbg_utils.losses import FgBgLoss
 from fgbg_utils.lr_finder import lr_range_test
@@ -57,7 +58,6 @@ STAND_IN_TOLERANCE = 0.02
 """Largest |Δ| of a metric between bf16 autocast and fp32 on the CPU (bf16 keeps 8 bits of mantissa)."""
 MINUTES_TOLERANCE = 0.10
 """A `minutes` run must end within this share of its budget."""
-
 
 
 class Skip(Exception):
@@ -142,7 +142,7 @@ class Checks:
 
     def batches(self, count: int, device: torch.device) -> list[dict]:
         transform = make_transforms(self.size, train=True, stats=self.manifest, output="uint8", seed=0)
-        dataset = FgBgDataset(self.data, "unseen_train", transform=transform, output="uint8")
+        dataset = FgBgDataset(DatasetInfo.open(self.data), "unseen_train", transform=transform, output="uint8")
         loader = make_loader(dataset, batch_size=self.batch, workers=0, device=device)
         normaliser = BatchNormaliser(self.manifest).to(device)
         return [prepare_batch(batch, device, normaliser) for batch, _ in zip(loader, range(count), strict=False)]
@@ -159,7 +159,7 @@ class Checks:
 
     def transfer(self) -> str:
         transform = make_transforms(self.size, train=False, stats=self.manifest, output="uint8")
-        dataset = FgBgDataset(self.data, "unseen_train", transform=transform, output="uint8")
+        dataset = FgBgDataset(DatasetInfo.open(self.data), "unseen_train", transform=transform, output="uint8")
         batch = next(iter(make_loader(dataset, batch_size=self.batch, workers=0, device=self.device)))
         normaliser = BatchNormaliser(self.manifest)
         reference = prepare_batch(batch, "cpu", normaliser)
@@ -175,7 +175,7 @@ class Checks:
 
     def transfer_stand_in(self) -> str:
         transform = make_transforms(self.size, train=False, stats=self.manifest, output="uint8")
-        dataset = FgBgDataset(self.data, "unseen_train", transform=transform, output="uint8")
+        dataset = FgBgDataset(DatasetInfo.open(self.data), "unseen_train", transform=transform, output="uint8")
         batch = next(iter(make_loader(dataset, batch_size=self.batch, workers=0, device="cpu")))
         moved = prepare_batch(batch, "cpu", BatchNormaliser(self.manifest))
         assert moved["fg_bg"].dtype == torch.float32 and moved["mask"].max() <= 1
@@ -183,8 +183,8 @@ class Checks:
 
     def compare_composition(self, device: str) -> str:
         """The torch composition (on `device`) against the NumPy/OpenCV path, every sample."""
-        reference = VirtualFgBgDataset(self.data, "all", output="uint8")
-        torch_path = VirtualFgBgDataset(self.data, "all", device=device, output="uint8")
+        reference = VirtualFgBgDataset(DatasetInfo.open(self.data), "all", output="uint8")
+        torch_path = VirtualFgBgDataset(DatasetInfo.open(self.data), "all", device=device, output="uint8")
         if device == "cpu":  # the CPU dataset holds no tensor levels: give it the torch path's
             torch_path.levels = {
                 key: torch.from_numpy(level).permute(2, 0, 1).contiguous() for key, level in torch_path._levels.items()
@@ -275,9 +275,9 @@ class Checks:
         state["config"] = {**state["config"], "amp": False}
         save_checkpoint(full_precision, state)
         options = dict(limit=16, threshold_samples=32, progress=False)
-        on_cpu = evaluate(self.data, full_precision, device="cpu", **options)["metrics"]
-        on_gpu = evaluate(self.data, full_precision, device="cuda", **options)["metrics"]
-        amp = evaluate(self.data, self.trained, device="cuda", **options)["metrics"]
+        on_cpu = evaluate(DatasetInfo.open(self.data), full_precision, device="cpu", **options)["metrics"]
+        on_gpu = evaluate(DatasetInfo.open(self.data), full_precision, device="cuda", **options)["metrics"]
+        amp = evaluate(DatasetInfo.open(self.data), self.trained, device="cuda", **options)["metrics"]
         gap, name = largest_gap(on_cpu, on_gpu)
         amp_gap, amp_name = largest_gap(on_cpu, amp)
         assert gap < EVALUATE_TOLERANCE, f"{name} differs by {gap:.2e} between CUDA and the CPU"
@@ -288,9 +288,9 @@ class Checks:
 
     def evaluate_stand_in(self) -> str:
         options = dict(limit=8, threshold_samples=16, progress=False, device="cpu")
-        full = evaluate(self.data, self.trained, **options)["metrics"]
+        full = evaluate(DatasetInfo.open(self.data), self.trained, **options)["metrics"]
         with mock.patch.object(evaluate_module, "amp_dtype", lambda device, amp=None: torch.bfloat16):
-            half = evaluate(self.data, self.trained, **options)["metrics"]
+            half = evaluate(DatasetInfo.open(self.data), self.trained, **options)["metrics"]
         gap, name = largest_gap(full, half)
         assert gap < STAND_IN_TOLERANCE, f"{name} differs by {gap:.2e} between bf16 autocast and fp32"
         return f"CPU bf16 autocast vs fp32: largest |Δ| {gap:.1e} ({name})"
@@ -366,10 +366,12 @@ class Checks:
         model_rate = self.batch * repeats / timed(model_step, repeats, self.device)
         workers = min(2, os.cpu_count() or 1)
         transform = make_transforms(self.size, train=True, stats=self.manifest, output="uint8", seed=0)
-        dataset = FgBgDataset(self.data, "unseen_train", transform=transform, output="uint8")
+        dataset = FgBgDataset(DatasetInfo.open(self.data), "unseen_train", transform=transform, output="uint8")
         loader = make_loader(dataset, batch_size=self.batch, shuffle=True, workers=workers, device=self.device)
         loader_rate = images_per_second(loader, self.device)
-        virtual = VirtualFgBgDataset(self.data, "unseen_train", size=self.size, device=self.device, output="uint8")
+        virtual = VirtualFgBgDataset(
+            DatasetInfo.open(self.data), "unseen_train", size=self.size, device=self.device, output="uint8"
+        )
         virtual_rate = images_per_second(make_loader(virtual, batch_size=self.batch, shuffle=True, workers=0,
                                                      device=self.device), self.device)  # fmt: skip
         rate, timed_steps = self.end_to_end or (0.0, 0)
@@ -378,8 +380,7 @@ class Checks:
         return (
             f"at {self.size} px, batch {self.batch}: model only {model_rate:.0f} images/s "
             f"({precision_name(dtype)}); loader only {loader_rate:.0f} images/s (shards, augmented, {workers} "
-            f"workers), {virtual_rate:.0f} images/s (composed on {self.device.type}, not augmented); "
-            + end_to_end
+            f"workers), {virtual_rate:.0f} images/s (composed on {self.device.type}, not augmented); " + end_to_end
         )
 
 
@@ -457,7 +458,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as folder:
         checks = Checks(Path(folder), args.minutes)
         checks.report(
-            "PASS", "dataset", time.perf_counter() - began, f"{len(FgBgDataset(checks.data, 'all'))} samples built"
+            "PASS",
+            "dataset",
+            time.perf_counter() - began,
+            f"{len(FgBgDataset(DatasetInfo.open(checks.data), 'all'))} samples built",
         )
         checks.run("device", checks.device_and_dtype)
         checks.on_cuda("transfer", checks.transfer, checks.transfer_stand_in)

@@ -3,7 +3,7 @@ the CPU, and the naive per-file PIL loader of the course notebooks, on the same 
 
 (a) FgBgDataset + make_loader (eval transform, output="uint8": uint8 tensors, normalised later
     on the device by `prepare_batch`), 2 workers.
-(b) VirtualFgBgDataset(output="uint8") on the CPU through make_loader, 2 workers: a
+(b) VirtualFgBgDataset(DatasetInfo.open(output="uint8")) on the CPU through make_loader, 2 workers: a
     `VirtualBatchLoader`, whose workers blend each batch's object boxes with NumPy/OpenCV and
     send only those; the main process pastes them into the backgrounds it holds (timed too).
 (c) the notebooks' loader: the same samples extracted (untimed) to fg_bg/, mask/, depth/ and
@@ -43,7 +43,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import ToTensor
 
 from fgbg_utils.build import BuildConfig, make_dataset
-from fgbg_utils.data import FgBgDataset, VirtualFgBgDataset, make_loader, read_index_arrays
+from fgbg_utils.data import FgBgDataset, VirtualFgBgDataset, make_loader
+from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.manifest import read_manifest
 from fgbg_utils.store import MANIFEST_NAME, member_names, shard_name
 from fgbg_utils.transforms import BatchNormaliser, make_transforms, prepare_batch, uint8_tensors
@@ -117,7 +118,7 @@ def extract(root: Path, out: Path, samples: list[int]) -> None:
         return
     for folder in ("fg_bg", "mask", "depth", "bg"):
         (out / folder).mkdir(parents=True, exist_ok=True)
-    index = read_index_arrays(root)
+    index = DatasetInfo.open(root).index
     for bg in np.unique(index["bg"][samples]):
         (out / "bg" / f"bg_{bg:03d}.png").write_bytes((root / "bg" / f"bg_{bg:03d}.png").read_bytes())
         with zipfile.ZipFile(root / shard_name(int(bg))) as archive:
@@ -168,9 +169,9 @@ def main() -> None:
     print(f"{args.root}: {n} samples at {size} px, batch {BATCH}, {WORKERS} workers, {psutil.cpu_count()} cores")
 
     transform = make_transforms(size, train=False, stats=manifest, output="uint8")
-    stored = FgBgDataset(args.root, split=samples, transform=transform)
+    stored = FgBgDataset(DatasetInfo.open(args.root), split=samples, transform=transform)
     a = run(make_loader(stored, BATCH, workers=WORKERS, device="cpu", persistent_workers=False), n, True)
-    virtual = VirtualFgBgDataset(args.root, split=samples, output="uint8")
+    virtual = VirtualFgBgDataset(DatasetInfo.open(args.root), split=samples, output="uint8")
     b = run(make_loader(virtual, BATCH, workers=WORKERS, device="cpu", persistent_workers=False), n)
     b0 = run(make_loader(virtual, BATCH, workers=0, device="cpu"), n)
     naive = NaiveDataset(naive_folder, samples, manifest["counts"]["samples_per_background"])
@@ -202,7 +203,7 @@ def main() -> None:
 def training_loaders(root: Path, manifest: dict, samples: list[int]) -> None:
     """Training-augmented samples/s, today's former path against the new one (see the module's doc)."""
     n = len(samples)
-    stored = FgBgDataset(root, split=samples[:300])
+    stored = FgBgDataset(DatasetInfo.open(root), split=samples[:300])
     started = time.process_time()
     arrays = [stored.load_arrays(i) for i in range(len(stored))]
     costs = [f"reading a sample from the zip {(time.process_time() - started) / len(arrays) * 1e3:.2f}"]
@@ -226,9 +227,11 @@ def training_loaders(root: Path, manifest: dict, samples: list[int]) -> None:
             rates = {}
             for name, transform in transforms.items():
                 if source == "zip":
-                    dataset = FgBgDataset(root, split=samples, transform=transform)
+                    dataset = FgBgDataset(DatasetInfo.open(root), split=samples, transform=transform)
                 else:
-                    dataset = VirtualFgBgDataset(root, split=samples, transform=transform, output="uint8")
+                    dataset = VirtualFgBgDataset(
+                        DatasetInfo.open(root), split=samples, transform=transform, output="uint8"
+                    )
                 loader = make_loader(dataset, BATCH, workers=WORKERS, device="cpu", persistent_workers=True)
                 first = run(loader, n)["rate"]  # includes starting the workers
                 rates[name] = run(loader, n)["rate"]  # the same workers, a second epoch

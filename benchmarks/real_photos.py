@@ -46,6 +46,7 @@ from PIL import Image, ImageOps
 from fgbg_utils.assets import AssetError, open_image
 from fgbg_utils.browse import SplitPredictions, predict_split, prediction_grid
 from fgbg_utils.data import evenly_spaced_positions
+from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.manifest import read_manifest
 from fgbg_utils.runtime import runs_dir
 from fgbg_utils.store import sha256_file, write_bytes_atomic, write_json_atomic
@@ -552,7 +553,7 @@ def main() -> int:
     run = work / run_name(args.minutes, options)
     summary = train(data, run, args.minutes, options)
     result = evaluate(data, run)
-    predictions = predict_split(run / "checkpoints" / "last.pt", data, "unseen_test")
+    predictions = predict_split(run / "checkpoints" / "last.pt", DatasetInfo.open(data), "unseen_test")
     grid_bytes = write_grid(predictions, args.grid)
     sources = json.loads((assets / "sources.json").read_text())
     shared = shared_photo_scores(predictions, read_manifest(data), sources)

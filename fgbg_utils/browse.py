@@ -31,14 +31,13 @@ from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 from .data import FgBgDataset, evenly_spaced, evenly_spaced_positions, make_loader
-from .evaluate import evaluate, load_model, prepare_scoring
-from .manifest import read_manifest
+from .dataset_info import DatasetInfo
+from .evaluate import SCORES_FORMAT, evaluate, load_model, prepare_scoring
 from .metrics import ID_KEYS, MetricAccumulator, mask_stats
 from .predict import predict_batch
 from .runtime import in_colab
 from .train import (
     TrainConfig,
-    dataset_identity,
     latest_checkpoint,
     load_checkpoint,
     read_metrics,
@@ -201,7 +200,7 @@ class SplitPredictions:
 
 def predict_split(
     checkpoint_path: str | Path,
-    data_dir: str | Path,
+    info: DatasetInfo,
     split: str = "unseen_test",
     limit: int | None = None,
     device: str | None = None,
@@ -213,18 +212,12 @@ def predict_split(
     (memory: about 8 * S * S bytes per sample plus the images)."""
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
-    scoring = prepare_scoring(data_dir, checkpoint_path, device)
-    root, device, state, model, normaliser = (
-        scoring.root,
-        scoring.device,
-        scoring.state,
-        scoring.model,
-        scoring.normaliser,
-    )
-    dataset = FgBgDataset(root, split, transform=scoring.transform)
+    scoring = prepare_scoring(info, checkpoint_path, device)
+    device, state, model, normaliser = scoring.device, scoring.state, scoring.model, scoring.normaliser
+    dataset = FgBgDataset(info, split, transform=scoring.transform)
     split_name = dataset.split_name
     if len(dataset) == 0:
-        raise ValueError(f"{root}: split {split_name!r} has no samples")
+        raise ValueError(f"{info.root}: split {split_name!r} has no samples")
     dataset = evenly_spaced(dataset, limit)
     loader = make_loader(dataset, batch_size=batch_size, workers=0, device=device)
     parts: dict[str, list[np.ndarray]] = {}
@@ -291,7 +284,7 @@ def eval_file(split: str) -> str:
 
 
 def load_or_evaluate(
-    run_dir: str | Path, data_dir: str | Path, checkpoint: str | Path, split: str = "unseen_test", **options
+    run_dir: str | Path, info: DatasetInfo, checkpoint: str | Path, split: str = "unseen_test", **options
 ) -> dict:
     """The scores of `checkpoint` on `split` beside the baselines: ``run_dir/eval_file(split)``
     when it scored these very weights on this split of this dataset, with the same `limit` and
@@ -302,16 +295,17 @@ def load_or_evaluate(
     if path.exists():
         result = json.loads(path.read_text())
         wanted = {
+            "format_version": SCORES_FORMAT,
             "split": split,
             "weights_sha256": weights,
-            "dataset": dataset_identity(Path(data_dir), read_manifest(Path(data_dir))),
+            "dataset": info.identity,
             "limit": options.get("limit"),
         }
         if options.get("size") is not None:
             wanted["size"] = options["size"]
         if all(result.get(key) == value for key, value in wanted.items()):
             return result
-    return evaluate(data_dir, checkpoint, split=split, json_out=path, **options)
+    return evaluate(info, checkpoint, split=split, json_out=path, **options)
 
 
 def scores_table(result: dict, keys: Sequence[str] = SCORE_KEYS) -> str:

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from .build_assets import prepare_assets
 from .compose import MASK_THRESHOLD, MIN_HEIGHT_FRACTION, Box, compose, prepare_foreground, sample_box
+from .dataset_info import DatasetInfo
 from .depth import DepthSource, GroundCamera, make_depth_source
 from .manifest import (
     INDEX_LAYOUT,
@@ -392,20 +393,18 @@ def profile_config(profile: Profile, **overrides) -> BuildConfig:
     return BuildConfig(**{**sizes, **overrides})
 
 
-def ensure_dataset(root: Path, config: BuildConfig, workers: int | None = None) -> dict:
-    """The manifest of the dataset in `root`: a whole dataset already there is used as it is (your
-    own build or an import, whatever `config` says); otherwise `config` is built there, or a killed
-    build of it finished. Lets every notebook run on its own."""
+def ensure_dataset(root: Path, config: BuildConfig, workers: int | None = None) -> DatasetInfo:
+    """The dataset in `root`, opened: a whole dataset already there is used as it is (your own build
+    or an import, whatever `config` says); otherwise `config` is built there, or a killed build of it
+    finished. Lets every notebook run on its own."""
     root = Path(root)
-    manifest_path = root / MANIFEST_NAME
-    if manifest_path.exists():
-        manifest = read_manifest(root)
-        if manifest["generation"].get("parameters") != asdict(config):
-            print(f"{root}: using the dataset there ({manifest['counts']['samples']:,} samples), not a new build")
-        return manifest
-    result = make_dataset(root, config, workers=workers)
-    print_summary(result)
-    return read_manifest(root)
+    if (root / MANIFEST_NAME).exists():
+        info = DatasetInfo.open(root)
+        if info.parameters != asdict(config):
+            print(f"{root}: using the dataset there ({info.samples:,} samples), not a new build")
+        return info
+    print_summary(make_dataset(root, config, workers=workers))
+    return DatasetInfo.open(root)
 
 
 def slice_manifest_name(part: tuple[int, int]) -> str:

@@ -232,8 +232,8 @@ def _add_evaluate(commands) -> None:
 def evaluate_command(args) -> int:
     from .evaluate import evaluate
 
-    options = {k: v for k, v in vars(args).items() if k != "command"}
-    result = evaluate(**options)
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "data")}
+    result = evaluate(DatasetInfo.open(args.data), **options)
     print(json.dumps({"split": result["split"], "samples": result["samples"], "metrics": result["metrics"]}, indent=1))
     return 0
 

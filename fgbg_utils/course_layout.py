@@ -527,8 +527,7 @@ def _import_manifest(
             "members": MEMBERS,
             "bg": "bg/bg_{bg:03d}.png",
             "bg_depth": "bg/bg_{bg:03d}_depth.png (ground-plane prior)",
-            "index": f"{INDEX_LAYOUT} (fg, flip = -1: unknown; x,y,w,h = the mask's bounding box, 0,0,0,0 when "
-            "empty)",
+            "index": f"{INDEX_LAYOUT} (fg, flip = -1: unknown; x,y,w,h = the mask's bounding box, 0,0,0,0 when empty)",
             "sample_id": "samples grouped by background, in sorted fg_bg order within each",
         },
         generation={

@@ -17,20 +17,22 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .data import FgBgDataset, evenly_spaced, evenly_spaced_positions, make_loader, resolve_split
-from .manifest import read_manifest
+from .data import FgBgDataset, evenly_spaced, evenly_spaced_positions, make_loader
+from .dataset_info import DatasetInfo
 from .metrics import MetricAccumulator, background_depth, choose_difference_threshold, difference_mask
 from .models import build_model, load_weights
 from .precision import amp_dtype, autocast
 from .runtime import choose_device
 from .store import member_names, read_png, write_json_atomic, write_png
-from .train import dataset_identity, load_checkpoint, split_names, state_digest, task_outputs, trained_on
+from .train import load_checkpoint, split_names, state_digest, task_outputs, trained_on
 from .transforms import BatchNormaliser, make_transforms, prepare_batch, resize_nearest
 
 THRESHOLD_CANDIDATES = tuple(np.round(np.arange(0.02, 0.52, 0.02), 2).tolist())
 SCORED = {"model": "probs", "difference_mask": "binary", "background_depth": "probs"}
 """How each scored prediction's mask is given (the depth baseline has none)."""
 TRAINING_SPLIT = {"unseen_test": "unseen_train", "unseen_train": "unseen_train", "test": "train", "train": "train"}
+SCORES_FORMAT = 1
+"""The format of the scores `evaluate` returns and writes (a cached score of another format is scored again)."""
 
 
 def threshold_split(split: str) -> str:
@@ -38,7 +40,7 @@ def threshold_split(split: str) -> str:
     return TRAINING_SPLIT.get(split, "train")
 
 
-def evaluation_size(config: dict, manifest: dict, size: int | None = None) -> int:
+def evaluation_size(config: dict, dataset_size: int, size: int | None = None) -> int:
     """`size` when given (to score checkpoints trained at different sizes against the same targets),
     else the checkpoint's final training size, else the dataset's."""
     if size is not None:
@@ -46,20 +48,18 @@ def evaluation_size(config: dict, manifest: dict, size: int | None = None) -> in
             raise ValueError(f"size: {size} is below 32 pixels")
         return int(size)
     sizes = config.get("sizes") or []
-    return int(sizes[-1]) if sizes else int(manifest["generation"]["parameters"]["size"])
+    return int(sizes[-1]) if sizes else int(dataset_size)
 
 
-def refuse_training_samples(
-    root: Path, scored: FgBgDataset, state: dict, manifest: dict, checkpoint: str | Path
-) -> None:
+def refuse_training_samples(info: DatasetInfo, scored: FgBgDataset, state: dict, checkpoint: str | Path) -> None:
     """Raise if the scored split holds samples the checkpoint was trained on, unless it is that very
     training split (asked for to see the fit). A model trained on the random split and scored on
     ``unseen_test`` would otherwise be graded partly on what it learnt from. Another dataset than
-    the checkpoint's own holds none of them (`trained_on`; when it cannot tell, it assumes the same)."""
+    the checkpoint's own holds none of them (`trained_on`)."""
     train_split, own_test = split_names(state["config"].get("split", "unseen"))
-    if scored.split_name == train_split or trained_on(state, root, manifest) is False:
+    if scored.split_name == train_split or not trained_on(state, info):
         return
-    seen = np.intersect1d(scored.samples, resolve_split(root, train_split, scored.index)[1])
+    seen = np.intersect1d(scored.samples, info.split(train_split)[1])
     if len(seen):
         raise ValueError(
             f"{checkpoint}: trained on {train_split!r}, which holds {len(seen):,} of the {len(scored.samples):,} "
@@ -105,8 +105,8 @@ def raw_images(batch: dict, transform) -> dict:
 class BackgroundDepths:
     """Each background's stored depth map at `size` (nearest, like the depth targets), on the device."""
 
-    def __init__(self, root: Path, manifest: dict, size: int, device: torch.device):
-        self.root, self.files, self.size, self.device = root, manifest["backgrounds"], size, device
+    def __init__(self, info: DatasetInfo, size: int, device: torch.device):
+        self.root, self.files, self.size, self.device = info.root, info.backgrounds, size, device
         self.cache: dict[int, torch.Tensor] = {}
 
     def __call__(self, bg_ids: torch.Tensor) -> torch.Tensor:
@@ -125,10 +125,9 @@ class Scoring:
     """What scoring a checkpoint on a dataset needs: the checkpoint, its model in eval mode on
     `device`, the evaluation size, and the uint8 transform and device normaliser of that size."""
 
-    root: Path
+    info: DatasetInfo
     device: torch.device
     state: dict
-    manifest: dict
     size: int
     transform: object
     normaliser: BatchNormaliser
@@ -136,23 +135,21 @@ class Scoring:
 
 
 def prepare_scoring(
-    data: str | Path, checkpoint: str | Path, device: str | None = None, size: int | None = None
+    info: DatasetInfo, checkpoint: str | Path, device: str | None = None, size: int | None = None
 ) -> Scoring:
-    """Load `checkpoint` (weights only) and the dataset's manifest, and set up the evaluation transform
-    (at `evaluation_size`)."""
-    root, device = Path(data), choose_device(device)
+    """Load `checkpoint` (weights only) and set up the evaluation transform (at `evaluation_size`)."""
+    device = choose_device(device)
     state = load_checkpoint(checkpoint, map_location=device)
-    manifest = read_manifest(root)
-    size = evaluation_size(state["config"], manifest, size)
-    transform = make_transforms(size, train=False, stats=manifest["statistics"], output="uint8")
-    normaliser = BatchNormaliser(manifest["statistics"]).to(device)
+    size = evaluation_size(state["config"], info.size, size)
+    transform = make_transforms(size, train=False, stats=info.statistics, output="uint8")
+    normaliser = BatchNormaliser(info.statistics).to(device)
     model = load_model(state, device, checkpoint)
-    return Scoring(root, device, state, manifest, size, transform, normaliser, model)
+    return Scoring(info, device, state, size, transform, normaliser, model)
 
 
-def choose_threshold(root: Path, split: str, transform, batch_size: int, limit: int | None) -> dict:
+def choose_threshold(info: DatasetInfo, split: str, transform, batch_size: int, limit: int | None) -> dict:
     """The difference threshold with the best dataset-level IoU on `split` (a training split)."""
-    dataset = evenly_spaced(FgBgDataset(root, split, transform=transform), limit)
+    dataset = evenly_spaced(FgBgDataset(info, split, transform=transform), limit)
     loader = make_loader(dataset, batch_size=batch_size, workers=0, device="cpu")
     normaliser = BatchNormaliser(transform.stats)
     batches = (prepare_batch(batch, "cpu", normaliser) for batch in loader)
@@ -171,7 +168,7 @@ def save_prediction(folder: Path, sample: int, outputs: dict, row: int) -> None:
 
 
 def evaluate(
-    data: str | Path,
+    info: DatasetInfo,
     checkpoint: str | Path,
     split: str | None = None,
     json_out: str | Path | None = None,
@@ -197,19 +194,19 @@ def evaluate(
     baselines'.
     """
     check_outputs(json_out, save_predictions)
-    scoring = prepare_scoring(data, checkpoint, device, size)
-    root, device, state, manifest = scoring.root, scoring.device, scoring.state, scoring.manifest
+    scoring = prepare_scoring(info, checkpoint, device, size)
+    device, state = scoring.device, scoring.state
     size, transform, normaliser, model = scoring.size, scoring.transform, scoring.normaliser, scoring.model
     split = split or split_names(state["config"].get("split", "unseen"))[1]
-    dataset = FgBgDataset(root, split, transform=transform)
+    dataset = FgBgDataset(info, split, transform=transform)
     if len(dataset) == 0:
-        raise ValueError(f"{root}: split {dataset.split_name!r} has no samples")
-    refuse_training_samples(root, dataset, state, manifest, checkpoint)
+        raise ValueError(f"{info.root}: split {dataset.split_name!r} has no samples")
+    refuse_training_samples(info, dataset, state, checkpoint)
     positions = evenly_spaced_positions(len(dataset), limit)
-    threshold = choose_threshold(root, threshold_split(split), transform, batch_size, threshold_samples)
+    threshold = choose_threshold(info, threshold_split(split), transform, batch_size, threshold_samples)
     mode = state["config"].get("mode", "joint")
     scores = {name: MetricAccumulator(dataset.split_name, mask_from=kind) for name, kind in SCORED.items()}
-    bg_depths = BackgroundDepths(root, manifest, size, device)
+    bg_depths = BackgroundDepths(info, size, device)
     dtype = amp_dtype(device, state["config"].get("amp"))
     loader = make_loader(evenly_spaced(dataset, limit), batch_size=batch_size, workers=0, device=device)
     with torch.no_grad():
@@ -227,12 +224,13 @@ def evaluate(
                 for row, sample in enumerate(batch["sample"].tolist()):
                     save_prediction(Path(save_predictions), sample, outputs, row)
     result = {
+        "format_version": SCORES_FORMAT,
         "split": dataset.split_name,
         "checkpoint": str(checkpoint),
         "model": state["config"]["model"],
         "step": state["step"],
         "weights_sha256": state_digest(state["model"]),
-        "dataset": dataset_identity(root, manifest),
+        "dataset": info.identity,
         "size": size,
         "samples": len(positions),
         "limit": limit,

@@ -35,7 +35,7 @@ def make_scaler(device: torch.device | str, dtype: torch.dtype | None) -> torch.
 
 
 def precision_name(dtype: torch.dtype | None) -> str:
-    """"float16", "bfloat16" or "float32": how a checkpoint records the precision it trained in."""
+    """ "float16", "bfloat16" or "float32": how a checkpoint records the precision it trained in."""
     return str(dtype or torch.float32).removeprefix("torch.")
 
 

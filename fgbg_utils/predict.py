@@ -165,7 +165,7 @@ class Predictor:
                 f"{self.checkpoint}: the dataset it was trained on ({self.data}) is not here, and its manifest "
                 "holds the normalisation the network expects; pass --data with that dataset's folder"
             ) from None
-        self.size = evaluation_size(state["config"], manifest)
+        self.size = evaluation_size(state["config"], manifest["generation"]["parameters"]["size"])
         self.normaliser = BatchNormaliser(manifest["statistics"]).to(self.device)
         self.model = load_model(state, self.device, self.checkpoint)
 

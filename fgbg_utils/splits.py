@@ -83,9 +83,7 @@ def splits_are_fresh(splits: dict, info: DatasetInfo) -> bool:
     return splits.get("dataset") == info.parameters and splits.get("samples") == info.samples
 
 
-def write_splits(
-    root: Path, seed: int = DEFAULT_SEED, test_fraction: float = DEFAULT_TEST_FRACTION
-) -> dict:
+def write_splits(root: Path, seed: int = DEFAULT_SEED, test_fraction: float = DEFAULT_TEST_FRACTION) -> dict:
     """Compute the splits of the dataset in `root` and write them to root/splits.json (atomically).
     For the build, merge and import, once their manifest is written."""
     splits = compute_splits(DatasetInfo.open(root), seed, test_fraction)

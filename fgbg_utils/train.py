@@ -39,14 +39,14 @@ from torch.utils.data import Dataset, Sampler, Subset
 from tqdm.auto import tqdm
 
 from .data import FgBgDataset, VirtualFgBgDataset, _passthrough, evenly_spaced, make_loader
+from .dataset_info import DatasetInfo
 from .loss_guard import SKIPPED_IN_A_ROW, FiniteGuard
 from .losses import FgBgLoss, LossWeights, NonFiniteLossError
-from .manifest import read_manifest
 from .metrics import MetricAccumulator
 from .models import DEFAULT_MODEL, build_model, load_weights
 from .precision import amp_dtype, autocast, make_scaler, precision_name, restore_scaler
 from .runtime import choose_device, worker_context
-from .store import INDEX_NAME, MANIFEST_NAME, atomic_path, sha256_file, write_bytes_atomic, write_json_atomic
+from .store import atomic_path, write_bytes_atomic, write_json_atomic
 from .transforms import BatchNormaliser, make_transforms, prepare_batch
 
 SPLIT_FAMILIES = {"unseen": ("unseen_train", "unseen_test"), "random": ("train", "test")}
@@ -663,7 +663,7 @@ GEOMETRIC_TERMS = ("depth_ground", "depth_horizon")
 `losses.horizon_from_depth`)."""
 
 
-def fit_loss_weights(config: TrainConfig, manifest: dict) -> list[str]:
+def fit_loss_weights(config: TrainConfig, info: DatasetInfo) -> list[str]:
     """Set the `GEOMETRIC_TERMS` weights to 0 in `config` when the dataset's depth is not drawn from the
     ground-plane model (`geometric`, or its `prior` for photos) but, say, imported or from MiDaS; return
     the terms turned off.
@@ -672,7 +672,7 @@ def fit_loss_weights(config: TrainConfig, manifest: dict) -> list[str]:
     an upright thing. Relative depth from a network is smooth across both, so those targets would be
     noise: every pixel "ground", a horizon wherever the map's values reach 0.
     """
-    if manifest["generation"].get("depth", {}).get("source") in ("geometric", "prior"):
+    if info.depth_source in ("geometric", "prior"):
         return []
     turned_off = [name for name in GEOMETRIC_TERMS if config.loss_weights.get(name, 0) > 0]
     config.loss_weights = {**config.loss_weights, **dict.fromkeys(turned_off, 0.0)}
@@ -690,20 +690,19 @@ class Position:
 class Run:
     """The state of one training session: model, optimizer, data, logs. `train` drives it."""
 
-    def __init__(self, config: TrainConfig, ranks: Distributed):
-        self.config, self.ranks, self.device = config, ranks, ranks.device
+    def __init__(self, config: TrainConfig, ranks: Distributed, info: DatasetInfo):
+        self.config, self.ranks, self.device, self.info = config, ranks, ranks.device, info
         self.out = Path(config.out)
-        manifest = read_manifest(Path(config.data))
-        turned_off = fit_loss_weights(config, manifest)  # on every rank: they must train the same loss
+        turned_off = fit_loss_weights(config, info)  # on every rank: they must train the same loss
         if ranks.main and turned_off:
             print(f"{config.data}: depth not drawn from the ground geometry; loss terms off: {', '.join(turned_off)}")
-        self.stats = manifest["statistics"]
-        self.dataset = dataset_identity(Path(config.data), manifest)
+        self.stats = info.statistics
+        self.dataset = info.identity
         self.normaliser = BatchNormaliser(self.stats).to(self.device)
-        self.sizes = config.sizes or (int(manifest["generation"]["parameters"]["size"]),)
+        self.sizes = config.sizes or (info.size,)
         train_split, self.val_split = split_names(config.split)
         self.train_set = limited(self.training_samples(train_split), config.train_limit)
-        self.val_set = evenly_spaced(FgBgDataset(config.data, self.val_split), config.val_samples)
+        self.val_set = evenly_spaced(FgBgDataset(info, self.val_split), config.val_samples)
         self.per_epoch = batches_per_epoch(len(self.train_set), config.batch_size, ranks.world)
         if self.per_epoch == 0:
             raise ValueError(
@@ -737,8 +736,8 @@ class Run:
     def training_samples(self, split: str) -> Dataset:
         """The training split: read from the shards, or composed on the device (`TrainConfig.virtual`)."""
         if self.config.virtual:
-            return VirtualFgBgDataset(self.config.data, split, device=self.device, output="uint8")
-        return FgBgDataset(self.config.data, split)
+            return VirtualFgBgDataset(self.info, split, device=self.device, output="uint8")
+        return FgBgDataset(self.info, split)
 
     @property
     def virtual(self) -> bool:
@@ -1073,44 +1072,21 @@ def time_steps(
 # --- entry point ---------------------------------------------------------------------------
 
 
-def dataset_identity(root: Path, manifest: dict) -> dict:
-    """What makes two dataset folders the same dataset (for a resume on a moved copy, and for knowing
-    which samples a checkpoint trained on): build settings, sample count and the sha256 of index.csv,
-    whose rows fix every sample's background, foreground, flip and box. A copy keeps them, and so does
-    the same course folder imported twice (its shards' own sha256 would not: they record the source
-    path); two imports of other pictures of the same shape do not."""
-    return {
-        "parameters": manifest["generation"]["parameters"],
-        "samples": manifest["counts"]["samples"],
-        "index_sha256": sha256_file(Path(root) / INDEX_NAME),
-    }
-
-
-def trained_on(checkpoint: dict, root: Path, manifest: dict) -> bool | None:
-    """Whether `checkpoint` was trained on the dataset in `root`; None when it cannot tell (a
-    checkpoint that records no `dataset_identity`, whose dataset folder is not where it was)."""
-    record = checkpoint.get("dataset", {})
-    if "index_sha256" in record:
-        return record == dataset_identity(root, manifest)
-    stored, here = Path(checkpoint["config"]["data"]), Path(root).resolve()
-    if not stored.is_absolute() and here.parts[-len(stored.parts) :] == stored.parts:
-        return True  # the same relative path, from another working folder
-    if not (stored / MANIFEST_NAME).exists():
-        return None
-    return stored.resolve() == here or dataset_identity(stored, read_manifest(stored)) == dataset_identity(
-        root, manifest
-    )
+def trained_on(checkpoint: dict, info: DatasetInfo) -> bool:
+    """Whether `checkpoint` was trained on the dataset `info` opens (`DatasetInfo.identity`: the same
+    build settings, sample count and index.csv, wherever the folder now is)."""
+    return checkpoint["dataset"] == info.identity
 
 
 def options_a_resume_would_ignore(
-    config: TrainConfig, stored: dict, manifest: dict, given: set[str] | None = None
+    config: TrainConfig, stored: dict, info: DatasetInfo, given: set[str] | None = None
 ) -> list[str]:
     """The options of `config` that differ from the run's (`stored`): a resume takes those from the
     checkpoint, so they would be dropped unseen. `given` limits the check to the options written
     on a command line; from Python, every field counts (``steps=None`` stands for the run's)."""
     mine, theirs = (replace(c, loss_weights=dict(c.loss_weights)) for c in (config, TrainConfig.from_dict(stored)))
     for fitted in (mine, theirs):  # compared as trained: the run's weights were fitted to this dataset
-        fit_loss_weights(fitted, manifest)
+        fit_loss_weights(fitted, info)
     mine_values, their_values = mine.to_dict(), theirs.to_dict()
     return [
         f"{name} {mine_values[name]!r} (the run's: {their_values[name]!r})"
@@ -1123,13 +1099,12 @@ def options_a_resume_would_ignore(
 
 
 def resolve_config(
-    config: TrainConfig, resume: bool, given: set[str] | None = None
+    config: TrainConfig, resume: bool, info: DatasetInfo, given: set[str] | None = None
 ) -> tuple[TrainConfig, tuple[Path, dict] | None]:
     """The config to run and the checkpoint to continue from (its path and contents): on resume the
     checkpoint's config wins except for SESSION_FIELDS, so the schedule cannot drift; another
     dataset, or options set otherwise (`options_a_resume_would_ignore`), are refused rather than
     silently dropped."""
-    config.validate()
     if not resume:
         if config.steps is None and config.minutes is None:
             raise ValueError("give steps or minutes")
@@ -1138,20 +1113,12 @@ def resolve_config(
     if path is None:
         raise FileNotFoundError(f"{checkpoint_dir(config.out)}: no checkpoint to resume from")
     checkpoint = load_checkpoint(path)
-    manifest = read_manifest(Path(config.data))
-    same = trained_on(checkpoint, Path(config.data), manifest)
-    if same is False:
+    if not trained_on(checkpoint, info):
         raise ValueError(
             f"{config.data}: not the dataset {path} was trained on (other build settings, sample count or "
             "index.csv); resume on that dataset"
         )
-    if same is None:
-        raise ValueError(
-            f"{path} was trained on {checkpoint['config']['data']} (relative paths: to the folder the run "
-            "started in), which is not there, and (saved by an earlier revision) it cannot tell whether this is "
-            "the same dataset: put the dataset back there"
-        )
-    if ignored := options_a_resume_would_ignore(config, checkpoint["config"], manifest, given):
+    if ignored := options_a_resume_would_ignore(config, checkpoint["config"], info, given):
         raise ValueError(
             f"{config.out}: a resume continues the run as it was configured, and these options differ from it: "
             f"{'; '.join(ignored)}. Give the run's values (or leave them out on the command line), or start a "
@@ -1166,20 +1133,22 @@ def train(config: TrainConfig, resume: bool | None = None, given: set[str] | Non
     metrics, the weights' sha256. `resume` (or `config.resume`) continues from out/checkpoints;
     `given` names the options a command line wrote out (see `options_a_resume_would_ignore`)."""
     started = time.perf_counter()
-    config, resume_from = resolve_config(config, config.resume if resume is None else resume, given)
+    config.validate()
+    info = DatasetInfo.open(config.data)
+    config, resume_from = resolve_config(config, config.resume if resume is None else resume, info, given)
     ranks = start_distributed(config.device)
     try:
         with global_settings(config, ranks.device):
-            return run_training(config, resume_from, ranks, started)
+            return run_training(config, resume_from, ranks, info, started)
     finally:
         if ranks.active:
             dist.destroy_process_group()
 
 
 def run_training(
-    config: TrainConfig, resume_from: tuple[Path, dict] | None, ranks: Distributed, started: float
+    config: TrainConfig, resume_from: tuple[Path, dict] | None, ranks: Distributed, info: DatasetInfo, started: float
 ) -> dict:
-    run = Run(config, ranks)
+    run = Run(config, ranks, info)
     if config.steps is None:
         config.steps = calibrate_steps(run)
     run.prepare_optimization()

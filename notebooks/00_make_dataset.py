@@ -200,7 +200,8 @@ show_images([fg_bg, bg_depth, depth], titles=["fg_bg", "bg depth", "fg_bg depth"
 # bytes. From a terminal: `python -m fgbg_utils make-dataset --out DIR` (see `--help`).
 
 # %%
-manifest = ensure_dataset(data_dir, profile_config(profile))
+data = ensure_dataset(data_dir, profile_config(profile))
+manifest = data.manifest
 counts = manifest["counts"]
 print(f"{counts['samples']:,} samples in {counts['shards']} shards, {manifest['bytes']['total'] / 2**20:,.1f} MiB")
 
@@ -221,9 +222,8 @@ for kind, info in manifest["kinds"].items():
 
 # %%
 from fgbg_utils.report import write_report
-from fgbg_utils.dataset_info import DatasetInfo
 
-readme = write_report(DatasetInfo.open(data_dir))
+readme = write_report(data)
 image = plt.imread(readme.parent / "samples.png")
 plt.figure(figsize=(9, 12))
 plt.imshow(image)

@@ -76,7 +76,8 @@ from fgbg_utils.store import read_index, read_sample
 profile = get_profile(PROFILE)
 data_dir = Path(DATA_DIR) if DATA_DIR else runs_dir() / profile.name / "data"
 print(f"profile {profile.name}: {profile.samples:,} samples at {profile.size} px -> {data_dir}")
-manifest = ensure_dataset(data_dir, profile_config(profile))  # builds it if notebook 00 was not run
+data = ensure_dataset(data_dir, profile_config(profile))  # builds it if notebook 00 was not run
+manifest = data.manifest
 
 # %% [markdown]
 # ## Counts and size
@@ -117,9 +118,8 @@ for kind, values in statistics.items():
 # %%
 # NBVAL_CHECK_OUTPUT
 from fgbg_utils.checks import recompute_statistics
-from fgbg_utils.dataset_info import DatasetInfo
 
-recomputed = recompute_statistics(DatasetInfo.open(data_dir), progress=False)
+recomputed = recompute_statistics(data, progress=False)
 for kind in ("bg", "fg_bg", "mask", "depth"):
     print(
         f"{kind:6s} recomputed from the files == manifest:",

@@ -72,7 +72,7 @@ import numpy as np
 import torch
 
 from fgbg_utils.build import ensure_dataset, profile_config
-from fgbg_utils.data import FgBgDataset, VirtualFgBgDataset, load_splits, make_loader
+from fgbg_utils.data import FgBgDataset, VirtualFgBgDataset, make_loader
 from fgbg_utils.runtime import default_device, get_profile, runs_dir
 from fgbg_utils.transforms import make_transforms
 from fgbg_utils.viz import show_images
@@ -80,7 +80,7 @@ from fgbg_utils.viz import show_images
 profile = get_profile(PROFILE)
 data_dir = Path(DATA_DIR) if DATA_DIR else runs_dir() / profile.name / "data"
 print(f"profile {profile.name}: {profile.samples:,} samples at {profile.size} px -> {data_dir}")
-manifest = ensure_dataset(data_dir, profile_config(profile))  # builds it if notebook 00 was not run
+data = ensure_dataset(data_dir, profile_config(profile))  # builds it if notebook 00 was not run
 
 # %% [markdown]
 # ## One sample
@@ -93,8 +93,8 @@ manifest = ensure_dataset(data_dir, profile_config(profile))  # builds it if not
 
 # %%
 # NBVAL_CHECK_OUTPUT
-evaluation = make_transforms(SIZE, train=False, stats=manifest)
-dataset = FgBgDataset(data_dir, split="all", transform=evaluation)
+evaluation = make_transforms(SIZE, train=False, stats=data.statistics)
+dataset = FgBgDataset(data, split="all", transform=evaluation)
 sample = dataset[0]
 for key, value in sample.items():
     if torch.is_tensor(value):
@@ -117,7 +117,7 @@ print("depth within [0, 1]:", bool(sample["depth"].min() >= 0 and sample["depth"
 # it was computed on.
 
 # %%
-splits = load_splits(data_dir)
+splits = data.splits
 index = dataset.index
 for family in ("random", "unseen"):
     train, test = (np.asarray(splits[family][part]) for part in ("train", "test"))
@@ -160,8 +160,8 @@ print(
 # `fgbg_utils/transforms.py`).
 
 # %%
-training = make_transforms(SIZE, train=True, stats=manifest)
-augmented = FgBgDataset(data_dir, split="unseen_train", transform=training)
+training = make_transforms(SIZE, train=True, stats=data.statistics)
+augmented = FgBgDataset(data, split="unseen_train", transform=training)
 rng = np.random.default_rng(1)
 tiles, titles = [], []
 for i in rng.choice(len(augmented), size=4, replace=False):
@@ -186,9 +186,9 @@ show_images(tiles, titles=titles, columns=4, size=2.2)
 # %%
 # NBVAL_CHECK_OUTPUT
 ids = list(range(min(32, len(dataset))))
-virtual = VirtualFgBgDataset(data_dir, split=ids, device=default_device())
+virtual = VirtualFgBgDataset(data, split=ids, device=default_device())
 composed = virtual.batch(list(range(len(ids))))
-stored = [FgBgDataset(data_dir, split=ids)[i] for i in range(len(ids))]
+stored = [FgBgDataset(data, split=ids)[i] for i in range(len(ids))]
 print("masks identical:", all(torch.equal(composed["mask"][i].cpu(), s["mask"]) for i, s in enumerate(stored)))
 print("depth identical:", all(torch.equal(composed["depth"][i].cpu(), s["depth"]) for i, s in enumerate(stored)))
 mse = [((composed["fg_bg"][i].cpu() - s["fg_bg"]) ** 2).mean().item() for i, s in enumerate(stored)]
@@ -217,9 +217,9 @@ def time_batches(loader, batches: int) -> tuple[float, float]:
 
 
 batches = 3 if profile.name == "smoke" else 10
-zip_loader = make_loader(FgBgDataset(data_dir, "unseen_train", transform=training), batch_size=BATCH, shuffle=True)
+zip_loader = make_loader(FgBgDataset(data, "unseen_train", transform=training), batch_size=BATCH, shuffle=True)
 virtual_loader = make_loader(
-    VirtualFgBgDataset(data_dir, "unseen_train", size=SIZE, device=default_device()),
+    VirtualFgBgDataset(data, "unseen_train", size=SIZE, device=default_device()),
     batch_size=BATCH,
     shuffle=True,
     workers=0,

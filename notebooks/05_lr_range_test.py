@@ -86,7 +86,7 @@ from fgbg_utils.transforms import BatchNormaliser, make_transforms, prepare_batc
 profile = get_profile(PROFILE)
 data_dir = Path(DATA_DIR) if DATA_DIR else runs_dir() / profile.name / "data"
 print(f"profile {profile.name}: {profile.samples:,} samples at {profile.size} px -> {data_dir}")
-manifest = ensure_dataset(data_dir, profile_config(profile))  # builds it if notebook 00 was not run
+data = ensure_dataset(data_dir, profile_config(profile))  # builds it if notebook 00 was not run
 device = default_device()
 torch.set_flush_denormal(True)  # on CPUs, near-zero activations (bg == fg_bg) are otherwise ~20x slower
 
@@ -102,14 +102,14 @@ torch.set_flush_denormal(True)  # on CPUs, near-zero activations (bg == fg_bg) a
 
 # %%
 steps = 12 if profile.name == "smoke" else STEPS
-transform = make_transforms(SIZE, train=True, stats=manifest, output="uint8", seed=0)
+transform = make_transforms(SIZE, train=True, stats=data.statistics, output="uint8", seed=0)
 loader = make_loader(
-    FgBgDataset(data_dir, "unseen_train", transform=transform, output="uint8"),
+    FgBgDataset(data, "unseen_train", transform=transform, output="uint8"),
     batch_size=BATCH,
     shuffle=True,
     workers=min(2, os.cpu_count() or 1),
 )
-normaliser = BatchNormaliser(manifest).to(device)
+normaliser = BatchNormaliser(data.statistics).to(device)
 batches = [prepare_batch(batch, device, normaliser) for batch, _ in zip(loader, range(steps), strict=False)]
 
 model = build_model(MODEL).to(device)

@@ -82,7 +82,7 @@ profile = get_profile(PROFILE)
 data_dir = Path(DATA_DIR) if DATA_DIR else runs_dir() / profile.name / "data"
 run_dir = Path(RUN_DIR) if RUN_DIR else runs_dir() / profile.name / "train"
 print(f"profile {profile.name}: {profile.samples:,} samples at {profile.size} px -> {data_dir}")
-manifest = ensure_dataset(data_dir, profile_config(profile))  # builds it if notebook 00 was not run
+data = ensure_dataset(data_dir, profile_config(profile))  # builds it if notebook 00 was not run
 
 # %% [markdown]
 # ## What is trained, and how
@@ -176,7 +176,7 @@ figure = learning_curves(run_dir)
 
 # %%
 result = evaluate(
-    data_dir,
+    data,
     run_dir / "checkpoints" / "last.pt",
     split="unseen_test",
     json_out=run_dir / "eval_unseen.json",

@@ -92,7 +92,7 @@ profile = get_profile(PROFILE)
 data_dir = Path(DATA_DIR) if DATA_DIR else runs_dir() / profile.name / "data"
 run_dir = Path(RUN_DIR) if RUN_DIR else runs_dir() / profile.name / "train"
 print(f"profile {profile.name}: {profile.samples:,} samples at {profile.size} px -> {data_dir}")
-manifest = ensure_dataset(data_dir, profile_config(profile))  # builds it if notebook 00 was not run
+data = ensure_dataset(data_dir, profile_config(profile))  # builds it if notebook 00 was not run
 
 # %% [markdown]
 # ## The run to look at
@@ -151,7 +151,7 @@ figure = learning_curves(run_dir)
 #   (`depth_object_rmse`).
 
 # %%
-result = load_or_evaluate(run_dir, data_dir, checkpoint, split=test_split, progress=False)
+result = load_or_evaluate(run_dir, data, checkpoint, split=test_split, progress=False)
 print(f"split {result['split']}: {result['metrics']['images']:,} images at {result['size']} px, step {result['step']}")
 print(scores_table(result))
 metrics = result["metrics"]
@@ -169,7 +169,7 @@ print(f"\nmask IoU per image {metrics['mask_iou']:.4f} · over all pixels {metri
 
 # %%
 predictions = {
-    split: predict_split(checkpoint, data_dir, split, limit=LIMIT[profile.name], progress=False)
+    split: predict_split(checkpoint, data, split, limit=LIMIT[profile.name], progress=False)
     for split in (test_split, train_split)
 }
 test = predictions[test_split]

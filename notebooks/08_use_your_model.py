@@ -88,7 +88,7 @@ data_dir = Path(DATA_DIR) if DATA_DIR else runs_dir() / profile.name / "data"
 run_dir = Path(RUN_DIR) if RUN_DIR else runs_dir() / profile.name / "train"
 out_dir = runs_dir() / profile.name / "predict"
 print(f"profile {profile.name}: {profile.samples:,} samples at {profile.size} px -> {data_dir}")
-manifest = ensure_dataset(data_dir, profile_config(profile))  # builds it if notebook 00 was not run
+data = ensure_dataset(data_dir, profile_config(profile))  # builds it if notebook 00 was not run
 
 # %% [markdown]
 # ## The checkpoint
@@ -138,7 +138,7 @@ print("files written per photo street.jpg:", ", ".join(f"street_{name}.png" for 
 
 # %%
 test_split = split_names(config["split"])[1]
-held_out = FgBgDataset(data_dir, test_split)
+held_out = FgBgDataset(data, test_split)
 chosen = [held_out.load_arrays(i) for i in evenly_spaced_positions(len(held_out), HELD_OUT)]
 predictions = list(predictor.predict(((s["bg"], s["fg_bg"]) for s in chosen), at=AT))
 images, titles = [], []

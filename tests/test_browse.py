@@ -30,10 +30,11 @@ from fgbg_utils.browse import (
     worst_cases,
 )
 from fgbg_utils.data import FgBgDataset, evenly_spaced_positions
+from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.depth import FAR_M, NEAR_M
-from fgbg_utils.evaluate import evaluation_size, load_model
+from fgbg_utils.evaluate import SCORES_FORMAT, evaluation_size, load_model
 from fgbg_utils.manifest import read_manifest
-from fgbg_utils.train import TrainConfig, dataset_identity, load_checkpoint, save_checkpoint, state_digest
+from fgbg_utils.train import TrainConfig, load_checkpoint, save_checkpoint, state_digest
 from fgbg_utils.transforms import make_transforms
 
 DPI = 40
@@ -67,7 +68,7 @@ def run(small_dataset, tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def predicted(run, small_dataset) -> SplitPredictions:
-    return predict_split(run[1], small_dataset, "unseen_test", device="cpu", progress=False)
+    return predict_split(run[1], DatasetInfo.open(small_dataset), "unseen_test", device="cpu", progress=False)
 
 
 def synthetic(split: str = "synthetic", count: int = 6, size: int = 12, seed: int = 0) -> SplitPredictions:
@@ -114,10 +115,14 @@ def test_predictions_equal_the_model_outputs(run, predicted, small_dataset):
     state = load_checkpoint(run[1])
     model = load_model(state, torch.device("cpu"))
     manifest = read_manifest(small_dataset)
-    size = evaluation_size(state["config"], manifest)
-    floats = FgBgDataset(small_dataset, "unseen_test", transform=make_transforms(size, False, manifest["statistics"]))
+    size = evaluation_size(state["config"], manifest["generation"]["parameters"]["size"])
+    floats = FgBgDataset(
+        DatasetInfo.open(small_dataset), "unseen_test", transform=make_transforms(size, False, manifest["statistics"])
+    )
     raw = FgBgDataset(
-        small_dataset, "unseen_test", transform=make_transforms(size, False, manifest["statistics"], output="uint8")
+        DatasetInfo.open(small_dataset),
+        "unseen_test",
+        transform=make_transforms(size, False, manifest["statistics"], output="uint8"),
     )
     assert len(predicted) == len(floats) > 0 and predicted.size == size == 32
     with torch.no_grad():
@@ -156,14 +161,14 @@ def test_per_sample_metrics_agree_with_numpy(predicted):
 
 
 def test_limit_keeps_evenly_spaced_samples(run, predicted, small_dataset):
-    kept = predict_split(run[1], small_dataset, "unseen_test", limit=3, device="cpu", progress=False)
+    kept = predict_split(run[1], DatasetInfo.open(small_dataset), "unseen_test", limit=3, device="cpu", progress=False)
     rows = evenly_spaced_positions(len(predicted), 3)
     assert len(kept) == 3 and rows[0] == 0 and rows[-1] == len(predicted) - 1
     assert np.array_equal(kept.ids["sample"], predicted.ids["sample"][rows])
     assert np.array_equal(kept.fg_bg, predicted.fg_bg[rows])
     np.testing.assert_allclose(kept.mask_prob, predicted.mask_prob[rows], atol=1e-5)
     with pytest.raises(ValueError, match="limit"):
-        predict_split(run[1], small_dataset, "unseen_test", limit=0, progress=False)
+        predict_split(run[1], DatasetInfo.open(small_dataset), "unseen_test", limit=0, progress=False)
 
 
 def test_arrays_of_the_wrong_shape_are_named():
@@ -211,15 +216,24 @@ def test_scores_are_read_back_only_for_the_same_weights_split_dataset_and_limit(
     monkeypatch.setattr(browse, "evaluate", fake_evaluate)
     state = load_checkpoint(run[1])
     weights = state_digest(state["model"])
-    identity = dataset_identity(small_dataset, read_manifest(small_dataset))
-    cached = {"split": "unseen_test", "step": state["step"], "weights_sha256": weights, "cached": True}
+    identity = DatasetInfo.open(small_dataset).identity
+    cached = {
+        "format_version": SCORES_FORMAT,
+        "split": "unseen_test",
+        "step": state["step"],
+        "weights_sha256": weights,
+        "cached": True,
+    }
     cached |= {"dataset": identity, "limit": None, "size": 32}
     (tmp_path / "eval_unseen.json").write_text(json.dumps(cached))
-    assert load_or_evaluate(tmp_path, small_dataset, run[1], "unseen_test")["cached"] and not calls
+    assert load_or_evaluate(tmp_path, DatasetInfo.open(small_dataset), run[1], "unseen_test")["cached"] and not calls
     for stale in ({"weights_sha256": "another run's"}, {"dataset": {**identity, "samples": 1}}, {"limit": 8}):
         (tmp_path / "eval_unseen.json").write_text(json.dumps({**cached, **stale}))
-        assert load_or_evaluate(tmp_path, small_dataset, run[1], "unseen_test") == {"split": "unseen_test", "step": -1}
-    assert load_or_evaluate(tmp_path, small_dataset, run[1], "test")["split"] == "test"
+        assert load_or_evaluate(tmp_path, DatasetInfo.open(small_dataset), run[1], "unseen_test") == {
+            "split": "unseen_test",
+            "step": -1,
+        }
+    assert load_or_evaluate(tmp_path, DatasetInfo.open(small_dataset), run[1], "test")["split"] == "test"
     assert calls == ["unseen_test"] * 3 + ["test"]
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.depth import FAR_M, NEAR_M
 from fgbg_utils.evaluate import evaluate
 from fgbg_utils.models import build_model
@@ -134,7 +135,7 @@ def test_a_checkpoints_errors_are_split_on_the_samples_evaluate_scores(ceilings,
     config = TrainConfig(data=str(small_dataset), out=str(tmp_path), sizes=(32,))
     save_checkpoint(path, {"model": build_model("fgbg_net").state_dict(), "config": config.to_dict(), "step": 0})
     results = ceilings.main(["--data", str(small_dataset), "--size", "32", "--samples", "4", "--checkpoint", str(path)])
-    scored = evaluate(small_dataset, path, limit=4, threshold_samples=4, progress=False)
+    scored = evaluate(DatasetInfo.open(small_dataset), path, limit=4, threshold_samples=4, progress=False)
     split = results["thin_parts"]["checkpoint"]
     assert split["mask_iou"] == pytest.approx(scored["metrics"]["mask_iou"])
     assert split["mask_iou"] <= min(split["mask_iou_right_in_zone"], split["mask_iou_right_elsewhere"])

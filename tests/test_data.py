@@ -21,12 +21,10 @@ from fgbg_utils.data import (
     VirtualBatchLoader,
     VirtualFgBgDataset,
     VirtualLoader,
-    load_splits,
     make_loader,
-    make_splits,
-    read_index_arrays,
     verify_shards,
 )
+from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.depth import GroundCamera, paste_depth
 from fgbg_utils.manifest import read_manifest
 from fgbg_utils.store import INDEX_COLUMNS, member_names, read_index, read_png, shard_name
@@ -79,7 +77,7 @@ def _rewrite_shard(path, change) -> None:
 
 
 def test_index_arrays_are_compact_and_match_the_csv(data):
-    arrays = read_index_arrays(data)
+    arrays = DatasetInfo.open(data).index
     rows = read_index(data / "index.csv")
     assert set(arrays) == {"sample", "bg", "fg", "flip", "x", "y", "w", "h", "shard"}
     assert all(column.dtype == np.int32 and column.shape == (len(rows),) for column in arrays.values())
@@ -90,7 +88,7 @@ def test_index_arrays_are_compact_and_match_the_csv(data):
 
 
 def test_sample_values_equal_the_files(data):
-    dataset = FgBgDataset(data)
+    dataset = FgBgDataset(DatasetInfo.open(data))
     manifest = read_manifest(data)
     rows = read_index(data / "index.csv")
     assert len(dataset) == len(rows) == manifest["counts"]["samples"]
@@ -119,7 +117,10 @@ def test_sample_values_equal_the_files(data):
 def test_background_matches_fg_bg_exactly_outside_the_objects_jpeg_blocks(data):
     """The stored bg goes through fg_bg's codec, so every 16x16 JPEG block the object does not
     touch is bit-identical in the two images; the PNG as stored differs there."""
-    dataset, raw = FgBgDataset(data, output="uint8"), FgBgDataset(data, output="uint8")
+    dataset, raw = (
+        FgBgDataset(DatasetInfo.open(data), output="uint8"),
+        FgBgDataset(DatasetInfo.open(data), output="uint8"),
+    )
     raw.bg_quality = None
     untouched_differing = stored_differing = untouched = 0
     for i in range(len(dataset)):
@@ -140,7 +141,7 @@ def test_imported_datasets_keep_the_stored_background(broken):
     manifest = read_manifest(broken)
     del manifest["generation"]["parameters"]["jpeg_quality"]
     (broken / "data_manifest.json").write_text(json.dumps(manifest))
-    sample = FgBgDataset(broken, output="uint8")[0]
+    sample = FgBgDataset(DatasetInfo.open(broken), output="uint8")[0]
     stored = read_png(broken / manifest["backgrounds"][sample["bg_id"]]["file"])
     assert np.array_equal(sample["bg"].permute(1, 2, 0).numpy(), stored)
 
@@ -149,8 +150,8 @@ def test_imported_datasets_keep_the_stored_background(broken):
 
 
 def test_virtual_samples_equal_the_stored_ones(data):
-    stored = FgBgDataset(data)
-    virtual = VirtualFgBgDataset(data)
+    stored = FgBgDataset(DatasetInfo.open(data))
+    virtual = VirtualFgBgDataset(DatasetInfo.open(data))
     batch = virtual.batch(np.arange(len(virtual)))
     assert batch["fg_bg"].shape == (len(stored), 3, 64, 64) and batch["mask"].dtype == torch.float32
     for i in range(len(stored)):
@@ -171,10 +172,10 @@ def test_virtual_dataset_with_a_transform_gives_the_transform_of_its_frames(data
     (seeded training transforms: the same draws in the same order)."""
     manifest = read_manifest(data)
     positions = np.arange(0, 12, 2)
-    frames = VirtualFgBgDataset(data, output="uint8").compose_batch(positions)
+    frames = VirtualFgBgDataset(DatasetInfo.open(data), output="uint8").compose_batch(positions)
     for train in (False, True):
         transform = make_transforms(48, train=train, stats=manifest, seed=7, output="uint8")
-        got = VirtualFgBgDataset(data, transform=transform, output="uint8").batch(positions)
+        got = VirtualFgBgDataset(DatasetInfo.open(data), transform=transform, output="uint8").batch(positions)
         reference = make_transforms(48, train=train, stats=manifest, seed=7, output="uint8")
         for b in range(len(positions)):
             arrays = {k: frames[k][b].permute(1, 2, 0).numpy() for k in ("bg", "fg_bg")}
@@ -187,11 +188,11 @@ def test_virtual_cpu_path_equals_compose_exactly(data):
     """On the CPU the virtual dataset is the builder's routine: fg_bg equals `compose` and depth
     `paste_depth` byte for byte, and the uint8 output is the float output's bytes."""
     manifest = read_manifest(data)
-    virtual = VirtualFgBgDataset(data, output="uint8")
+    virtual = VirtualFgBgDataset(DatasetInfo.open(data), output="uint8")
     rows = np.arange(len(virtual))
     batch = virtual.batch(rows)
     assert batch["fg_bg"].dtype == batch["mask"].dtype == batch["depth"].dtype == torch.uint8
-    index = read_index_arrays(data)
+    index = virtual.index
     for i in rows:
         p = virtual.positions[i]
         bg_info = manifest["backgrounds"][index["bg"][p]]
@@ -204,7 +205,7 @@ def test_virtual_cpu_path_equals_compose_exactly(data):
         assert np.array_equal(batch["mask"][i, 0].numpy() * 255, mask), f"mask of sample {i}"
         assert np.array_equal(batch["depth"][i, 0].numpy(), depth), f"depth of sample {i}"
         assert np.array_equal(batch["bg"][i].permute(1, 2, 0).numpy(), bg)
-    as_float = VirtualFgBgDataset(data).batch(rows)
+    as_float = VirtualFgBgDataset(DatasetInfo.open(data)).batch(rows)
     prepared = prepare_batch(batch, "cpu")
     assert all(torch.equal(prepared[k], as_float[k]) for k in as_float)
 
@@ -217,14 +218,30 @@ def test_uint8_batches_prepared_on_the_device_equal_the_float_path(data):
     normaliser = BatchNormaliser(manifest["statistics"]).to(device)
     cases = []
     for train in (False, True):
-        float_set = FgBgDataset(data, transform=make_transforms(64, train=train, stats=manifest, seed=5))
+        float_set = FgBgDataset(
+            DatasetInfo.open(data), transform=make_transforms(64, train=train, stats=manifest, seed=5)
+        )
         uint8_set = FgBgDataset(
-            data, transform=make_transforms(64, train=train, stats=manifest, seed=5, output="uint8")
+            DatasetInfo.open(data), transform=make_transforms(64, train=train, stats=manifest, seed=5, output="uint8")
         )
         cases.append((float_set, uint8_set, normaliser))
-    flagged = FgBgDataset(data, transform=make_transforms(96, train=False, stats=manifest), output="uint8")
-    cases.append((FgBgDataset(data, transform=make_transforms(96, train=False, stats=manifest)), flagged, normaliser))
-    cases.append((FgBgDataset(data), FgBgDataset(data, output="uint8"), BatchNormaliser(None).to(device)))
+    flagged = FgBgDataset(
+        DatasetInfo.open(data), transform=make_transforms(96, train=False, stats=manifest), output="uint8"
+    )
+    cases.append(
+        (
+            FgBgDataset(DatasetInfo.open(data), transform=make_transforms(96, train=False, stats=manifest)),
+            flagged,
+            normaliser,
+        )
+    )
+    cases.append(
+        (
+            FgBgDataset(DatasetInfo.open(data)),
+            FgBgDataset(DatasetInfo.open(data), output="uint8"),
+            BatchNormaliser(None).to(device),
+        )
+    )
     for float_set, uint8_set, norm in cases:
         expected = next(iter(make_loader(float_set, batch_size=12, workers=0, device="cpu")))
         raw = next(iter(make_loader(uint8_set, batch_size=12, workers=0, device="cpu")))
@@ -235,14 +252,18 @@ def test_uint8_batches_prepared_on_the_device_equal_the_float_path(data):
         for key, value in expected.items():
             assert got[key].device.type == device and got[key].dtype == value.dtype, key
             assert torch.allclose(got[key].cpu(), value, rtol=0, atol=1e-6), key
-    virtual = VirtualFgBgDataset(data, transform=make_transforms(64, train=False, stats=manifest), output="uint8")
-    expected = VirtualFgBgDataset(data, transform=make_transforms(64, train=False, stats=manifest)).batch([0, 3, 5])
+    virtual = VirtualFgBgDataset(
+        DatasetInfo.open(data), transform=make_transforms(64, train=False, stats=manifest), output="uint8"
+    )
+    expected = VirtualFgBgDataset(
+        DatasetInfo.open(data), transform=make_transforms(64, train=False, stats=manifest)
+    ).batch([0, 3, 5])
     got = prepare_batch(virtual.batch([0, 3, 5]), device, normaliser)
     assert all(torch.allclose(got[k].cpu(), expected[k].float(), rtol=0, atol=1e-6) for k in ("bg", "fg_bg", "mask"))
 
 
 def test_virtual_loader_orders_and_resizes(data):
-    virtual = VirtualFgBgDataset(data, split="test", size=96)
+    virtual = VirtualFgBgDataset(DatasetInfo.open(data), split="test", size=96)
     loader = VirtualLoader(virtual, batch_size=8, shuffle=True, seed=3)
     batches = list(loader)
     samples = torch.cat([b["sample"] for b in batches]).tolist()
@@ -265,7 +286,7 @@ def test_transforms_keep_mask_binary_and_aligned(data, size, photometric):
     interpolation. With photometric on, bg and fg_bg get the same colour change."""
     manifest = read_manifest(data)
     transform = make_transforms(size, train=True, stats=manifest, photometric=photometric, seed=size)
-    virtual = VirtualFgBgDataset(data)
+    virtual = VirtualFgBgDataset(DatasetInfo.open(data))
     composed = virtual.compose_batch(np.arange(len(virtual)))
     depth_levels = set(composed["depth"].unique().tolist()) | {0}
     for b in range(0, len(virtual), 3):
@@ -300,8 +321,8 @@ def test_transforms_keep_mask_binary_and_aligned(data, size, photometric):
 
 def test_eval_transform_normalises_both_images_with_the_background_stats(data):
     manifest = read_manifest(data)
-    dataset = FgBgDataset(data, transform=make_transforms(64, train=False, stats=manifest))
-    raw = FgBgDataset(data)[3]
+    dataset = FgBgDataset(DatasetInfo.open(data), transform=make_transforms(64, train=False, stats=manifest))
+    raw = FgBgDataset(DatasetInfo.open(data))[3]
     sample = dataset[3]
     mean = torch.tensor(manifest["statistics"]["bg"]["mean"]).view(3, 1, 1)
     std = torch.tensor(manifest["statistics"]["bg"]["std"]).view(3, 1, 1)
@@ -313,39 +334,6 @@ def test_eval_transform_normalises_both_images_with_the_background_stats(data):
 # --- splits ---------------------------------------------------------------------------------
 
 
-def test_splits_are_disjoint_and_reproducible(data):
-    splits = make_splits(data, seed=1)
-    n = read_manifest(data)["counts"]["samples"]
-    train, test = set(splits["random"]["train"]), set(splits["random"]["test"])
-    assert not train & test and train | test == set(range(n)) and len(test) == round(0.3 * n)
-    arrays = read_index_arrays(data)
-    unseen = splits["unseen"]
-    u_train, u_test = np.array(unseen["train"]), np.array(unseen["test"])
-    assert len(u_train) and len(u_test)
-    assert set(arrays["bg"][u_test]) <= set(unseen["held_out_bg"])
-    assert set(arrays["fg"][u_test]) <= set(unseen["held_out_fg"])
-    assert not set(arrays["bg"][u_train]) & set(unseen["held_out_bg"])
-    assert not set(arrays["fg"][u_train]) & set(unseen["held_out_fg"])
-    assert unseen["counts"]["train"] + unseen["counts"]["test"] + unseen["counts"]["left_out"] == n
-    assert make_splits(data, seed=1) == splits  # same seed, same lists
-    assert make_splits(data, seed=2)["random"]["test"] != splits["random"]["test"]
-    assert json.loads((data / "splits.json").read_text())["seed"] == 2
-    assert load_splits(data)["seed"] == 2  # an existing file is used as is
-    dataset = FgBgDataset(data, split="unseen_test")
-    assert dataset.split_name == "unseen_test" and len(dataset) == len(load_splits(data)["unseen"]["test"])
-    assert {dataset[i]["bg_id"] for i in range(len(dataset))} <= set(load_splits(data)["unseen"]["held_out_bg"])
-    explicit = FgBgDataset(data, split=[5, 2])
-    assert explicit.split_name == "custom" and [explicit[i]["sample"] for i in range(2)] == [5, 2]
-    with pytest.raises(ValueError, match="unknown split"):
-        FgBgDataset(data, split="validation")
-
-
-def test_load_splits_makes_them_when_missing(broken):
-    (broken / "splits.json").unlink(missing_ok=True)
-    splits = load_splits(broken)
-    assert (broken / "splits.json").exists() and splits["seed"] == 0 and splits["test_fraction"] == 0.3
-
-
 # --- workers --------------------------------------------------------------------------------
 
 
@@ -355,7 +343,9 @@ def _all_batches(loader) -> list[dict]:
 
 @pytest.mark.parametrize("context", ["fork", "spawn"])
 def test_worker_batches_equal_in_process_batches(data, context):
-    dataset = FgBgDataset(data, split="train", transform=make_transforms(64, train=False, stats=read_manifest(data)))
+    dataset = FgBgDataset(
+        DatasetInfo.open(data), split="train", transform=make_transforms(64, train=False, stats=read_manifest(data))
+    )
     dataset[0]  # opens a handle in the parent: a forked worker must not reuse it
     expected = _all_batches(make_loader(dataset, batch_size=16, workers=0, device="cpu"))
     loader = make_loader(dataset, batch_size=16, workers=2, device="cpu", multiprocessing_context=context)
@@ -368,7 +358,7 @@ def test_worker_batches_equal_in_process_batches(data, context):
 
 @pytest.mark.parametrize("output", ["float", "uint8"])
 def test_virtual_dataset_through_workers(data, output):
-    virtual = VirtualFgBgDataset(data, split="train", output=output)
+    virtual = VirtualFgBgDataset(DatasetInfo.open(data), split="train", output=output)
     expected = list(VirtualLoader(virtual, batch_size=16))
     got = list(make_loader(virtual, batch_size=16, workers=2, device="cpu", multiprocessing_context="fork"))
     for a, b in zip(got, expected, strict=True):
@@ -385,7 +375,7 @@ def _expected_batch(virtual: VirtualFgBgDataset, samples: torch.Tensor) -> dict:
 def test_virtual_workers_send_box_parts_and_the_loader_assembles_batch_output(data, context):
     """Workers send box parts only; the loader's batches equal `batch()` byte for byte, ids and
     the last partial batch included, and batches the caller keeps are never written again."""
-    virtual = VirtualFgBgDataset(data, split="train", output="uint8")
+    virtual = VirtualFgBgDataset(DatasetInfo.open(data), split="train", output="uint8")
     loader = make_loader(
         virtual, batch_size=16, shuffle=True, workers=2, device="cpu", seed=7, multiprocessing_context=context
     )
@@ -408,7 +398,7 @@ def test_virtual_workers_send_box_parts_and_the_loader_assembles_batch_output(da
 
 
 def test_virtual_loader_with_a_distributed_sampler(data):
-    virtual = VirtualFgBgDataset(data, output="uint8")
+    virtual = VirtualFgBgDataset(DatasetInfo.open(data), output="uint8")
     sampler = DistributedSampler(virtual, num_replicas=2, rank=1, shuffle=False)
     loader = make_loader(virtual, batch_size=8, workers=2, device="cpu", sampler=sampler)
     assert isinstance(loader, VirtualBatchLoader) and loader.sampler is sampler and len(loader) == -(-len(sampler) // 8)
@@ -423,26 +413,29 @@ def test_virtual_loader_with_a_distributed_sampler(data):
 def test_virtual_loader_keeps_whole_batches_when_the_frames_are_not_sent_as_composed(data):
     manifest = read_manifest(data)
     for virtual in (
-        VirtualFgBgDataset(data, output="float"),
-        VirtualFgBgDataset(data, size=96, output="uint8"),
-        VirtualFgBgDataset(data, transform=make_transforms(64, train=False, stats=manifest), output="uint8"),
+        VirtualFgBgDataset(DatasetInfo.open(data), output="float"),
+        VirtualFgBgDataset(DatasetInfo.open(data), size=96, output="uint8"),
+        VirtualFgBgDataset(
+            DatasetInfo.open(data), transform=make_transforms(64, train=False, stats=manifest), output="uint8"
+        ),
     ):
         loader = make_loader(virtual, batch_size=8, workers=2, device="cpu", multiprocessing_context="fork")
         assert not isinstance(loader, VirtualBatchLoader)
         first = next(iter(loader))
         assert all(torch.equal(first[k], v) for k, v in virtual.batch(np.arange(8)).items())
     assert not isinstance(
-        make_loader(VirtualFgBgDataset(data, output="uint8"), workers=0, device="cpu"), VirtualBatchLoader
+        make_loader(VirtualFgBgDataset(DatasetInfo.open(data), output="uint8"), workers=0, device="cpu"),
+        VirtualBatchLoader,
     )
     with pytest.raises(TypeError, match="needs a VirtualFgBgDataset"):
-        VirtualBatchLoader(FgBgDataset(data), batch_size=8, num_workers=2)
+        VirtualBatchLoader(FgBgDataset(DatasetInfo.open(data)), batch_size=8, num_workers=2)
 
 
 def test_a_virtual_dataset_composing_on_a_gpu_loads_in_this_process(data, capsys):
     """Forked workers cannot use the parent's CUDA context, so a virtual dataset that composes on a
     GPU (a CPU one standing in, its device reported as cuda) gets workers=0 and one line saying so,
     also under a Subset; one on the CPU keeps its workers, persistent unless asked otherwise."""
-    on_gpu = VirtualFgBgDataset(data, output="uint8")
+    on_gpu = VirtualFgBgDataset(DatasetInfo.open(data), output="uint8")
     on_gpu.device = torch.device("cuda", 0)
     for dataset in (on_gpu, Subset(on_gpu, [0, 1, 2])):
         loader = make_loader(dataset, batch_size=8, workers=2, device="cpu")
@@ -450,14 +443,14 @@ def test_a_virtual_dataset_composing_on_a_gpu_loads_in_this_process(data, capsys
         assert "composes on cuda:0" in capsys.readouterr().out
     assert make_loader(on_gpu, batch_size=8, device="cpu").num_workers == 0  # the default too, silently
     assert capsys.readouterr().out == ""
-    on_cpu = VirtualFgBgDataset(data, output="uint8")
+    on_cpu = VirtualFgBgDataset(DatasetInfo.open(data), output="uint8")
     assert make_loader(on_cpu, batch_size=8, workers=2, device="cpu").persistent_workers
     kept = make_loader(on_cpu, batch_size=8, workers=2, device="cpu", persistent_workers=False)
     assert kept.num_workers == 2 and not kept.persistent_workers
 
 
 def test_shuffle_is_seeded(data):
-    dataset = FgBgDataset(data)
+    dataset = FgBgDataset(DatasetInfo.open(data))
 
     def order(seed):
         return torch.cat([b["sample"] for b in make_loader(dataset, 16, shuffle=True, workers=0, seed=seed)]).tolist()
@@ -466,7 +459,7 @@ def test_shuffle_is_seeded(data):
 
 
 def test_pickles_without_open_handles(data):
-    dataset = FgBgDataset(data)
+    dataset = FgBgDataset(DatasetInfo.open(data))
     first = dataset[0]
     assert dataset._zips  # a handle is open now
     state = dataset.__getstate__()
@@ -487,8 +480,8 @@ def test_corrupt_member_is_named_or_skipped(broken):
 
     _rewrite_shard(broken / shard_name(0), damage)
     with pytest.raises(ValueError, match=rf"shard_000\.zip:{target}"):
-        FgBgDataset(broken)[5]
-    skipping = FgBgDataset(broken, on_error="skip")
+        FgBgDataset(DatasetInfo.open(broken))[5]
+    skipping = FgBgDataset(DatasetInfo.open(broken), on_error="skip")
     sample = skipping[5]
     assert sample["sample"] == 6 and skipping.skipped == 1 and target in skipping.errors[0]
     assert skipping[4]["sample"] == 4 and skipping.skipped == 1
@@ -506,31 +499,31 @@ def test_garbage_png_and_missing_member_are_named(broken):
 
     _rewrite_shard(broken / shard_name(0), damage)
     with pytest.raises(ValueError, match=rf"shard_000\.zip:{mask_name}"):
-        FgBgDataset(broken)[2]
+        FgBgDataset(DatasetInfo.open(broken))[2]
     with pytest.raises(ValueError, match=rf"shard_000\.zip:{depth_name}: missing member"):
-        FgBgDataset(broken)[3]
-    skipping = FgBgDataset(broken, on_error="skip")
+        FgBgDataset(DatasetInfo.open(broken))[3]
+    skipping = FgBgDataset(DatasetInfo.open(broken), on_error="skip")
     assert [skipping[i]["sample"] for i in (2, 3)] == [4, 4] and skipping.skipped == 3
 
 
 def test_missing_shard_is_named(broken):
     (broken / shard_name(1)).unlink()
-    dataset = FgBgDataset(broken)
+    dataset = FgBgDataset(DatasetInfo.open(broken))
     first_of_shard_1 = int(np.flatnonzero(dataset.index["bg"] == 1)[0])
     with pytest.raises(FileNotFoundError, match=r"shard_001\.zip"):
         dataset[first_of_shard_1]
     assert any("shard_001.zip: missing" in problem for problem in verify_shards(broken))
     with pytest.raises(ValueError, match="shard_001.zip"):
-        FgBgDataset(broken, verify=True)
+        FgBgDataset(DatasetInfo.open(broken), verify=True)
 
 
 def test_changed_shard_fails_verification(broken):
     assert verify_shards(broken) == []
-    FgBgDataset(broken, verify=True)
+    FgBgDataset(DatasetInfo.open(broken), verify=True)
     _rewrite_shard(broken / shard_name(2), lambda name, payload: payload)  # same members, other bytes
     assert any("shard_002.zip: sha256 differs" in problem for problem in verify_shards(broken))
     with pytest.raises(ValueError, match=r"shard_002\.zip: sha256 differs"):
-        FgBgDataset(broken, verify=True)
+        FgBgDataset(DatasetInfo.open(broken), verify=True)
 
 
 # --- resolutions ----------------------------------------------------------------------------
@@ -539,7 +532,9 @@ def test_changed_shard_fails_verification(broken):
 @pytest.mark.parametrize("size", [64, 96, 112])
 def test_resolutions(data, size):
     manifest = read_manifest(data)
-    dataset = FgBgDataset(data, split="train", transform=make_transforms(size, train=True, stats=manifest))
+    dataset = FgBgDataset(
+        DatasetInfo.open(data), split="train", transform=make_transforms(size, train=True, stats=manifest)
+    )
     batch = next(iter(make_loader(dataset, batch_size=8, shuffle=True, workers=0, device="cpu")))
     assert batch["bg"].shape == batch["fg_bg"].shape == (8, 3, size, size)
     assert batch["mask"].shape == batch["depth"].shape == (8, 1, size, size)
@@ -559,28 +554,15 @@ def test_denormalise_inverts_the_normalisation(small_dataset):
 
 
 def test_unreadable_manifest_and_index_are_named(broken):
+    whole = (broken / "data_manifest.json").read_text()
     (broken / "data_manifest.json").write_text('{"generation": ')
     with pytest.raises(ValueError, match=f"{broken / 'data_manifest.json'}: not a readable manifest"):
         read_manifest(broken)
+    (broken / "data_manifest.json").write_text(whole)
     lines = (broken / "index.csv").read_text().splitlines()
     lines[3] = lines[3].replace(",", ",x", 1)
     (broken / "index.csv").write_text("\n".join(lines) + "\n")
     with pytest.raises(ValueError, match=f"{broken / 'index.csv'}: not a readable index"):
-        read_index_arrays(broken)
+        DatasetInfo.open(broken)
     with pytest.raises(ValueError, match=f"{broken / 'index.csv'}: row 3 is not an index row"):
         read_index(broken / "index.csv")
-
-
-def test_an_index_cut_short_is_named_and_its_splits_are_not_kept(broken):
-    """A copy that cut index.csv short is refused by name (not read, and split, as a smaller
-    dataset); splits.json made from such an index by an earlier revision is made again."""
-    whole = (broken / "index.csv").read_text()
-    total = len(whole.splitlines()) - 1
-    (broken / "index.csv").write_text("\n".join(whole.splitlines()[:35]) + "\n")
-    with pytest.raises(ValueError, match=f"{broken / 'index.csv'}: 34 samples, but the manifest counts {total:,}"):
-        FgBgDataset(broken, "unseen_test")
-    (broken / "index.csv").write_text(whole)
-    splits = load_splits(broken)
-    (broken / "splits.json").write_text(json.dumps({**splits, "samples": 34, "random": {"train": [], "test": []}}))
-    assert load_splits(broken)["samples"] == total
-    assert len(load_splits(broken)["random"]["test"]) == len(splits["random"]["test"])

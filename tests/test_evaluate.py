@@ -1,4 +1,4 @@
-"""evaluate(limit=N): the same evenly spaced samples on every call, scored exactly as a full
+"""evaluate(DatasetInfo.open(limit=N)): the same evenly spaced samples on every call, scored exactly as a full
 evaluation of those samples alone would score them."""
 
 import json
@@ -11,7 +11,8 @@ import torch
 from fgbg_utils import evaluate as evaluate_module
 from fgbg_utils.build import BuildConfig, make_dataset
 from fgbg_utils.cli import main
-from fgbg_utils.data import evenly_spaced_positions, load_splits
+from fgbg_utils.data import evenly_spaced_positions
+from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.evaluate import evaluate
 from fgbg_utils.models import build_model
 from fgbg_utils.train import TrainConfig, latest_checkpoint, save_checkpoint, train, weights_digest
@@ -45,10 +46,17 @@ def test_evenly_spaced_positions_cover_both_ends():
 
 
 def test_limit_scores_the_same_evenly_spaced_samples_on_every_call(dataset, checkpoint, tmp_path):
-    test_ids = load_splits(dataset)["unseen"]["test"]
+    test_ids = DatasetInfo.open(dataset).splits["unseen"]["test"]
     assert len(test_ids) == 16
-    first = evaluate(dataset, checkpoint, limit=5, json_out=tmp_path / "r.json", threshold_samples=16, progress=False)
-    again = evaluate(dataset, checkpoint, limit=5, threshold_samples=16, progress=False)
+    first = evaluate(
+        DatasetInfo.open(dataset),
+        checkpoint,
+        limit=5,
+        json_out=tmp_path / "r.json",
+        threshold_samples=16,
+        progress=False,
+    )
+    again = evaluate(DatasetInfo.open(dataset), checkpoint, limit=5, threshold_samples=16, progress=False)
 
     assert first["sample_ids"] == [test_ids[i] for i in (0, 3, 7, 11, 15)] == again["sample_ids"]
     assert first["samples"] == first["limit"] == 5
@@ -61,7 +69,7 @@ def test_limit_scores_the_same_evenly_spaced_samples_on_every_call(dataset, chec
 
 
 def test_limited_metrics_equal_a_full_evaluation_of_those_samples_alone(dataset, checkpoint, monkeypatch):
-    limited = evaluate(dataset, checkpoint, limit=5, threshold_samples=16, progress=False)
+    limited = evaluate(DatasetInfo.open(dataset), checkpoint, limit=5, threshold_samples=16, progress=False)
 
     class OnlyThoseSamples(evaluate_module.FgBgDataset):
         """unseen_test cut down to the limited run's samples; every other split as it is."""
@@ -70,7 +78,7 @@ def test_limited_metrics_equal_a_full_evaluation_of_those_samples_alone(dataset,
             super().__init__(root, limited["sample_ids"] if split == "unseen_test" else split, **kwargs)
 
     monkeypatch.setattr(evaluate_module, "FgBgDataset", OnlyThoseSamples)
-    full = evaluate(dataset, checkpoint, threshold_samples=16, progress=False)
+    full = evaluate(DatasetInfo.open(dataset), checkpoint, threshold_samples=16, progress=False)
 
     assert full["samples"] == 5 and full["limit"] is None and "sample_ids" not in full
     scored = [(limited["metrics"], full["metrics"])]
@@ -105,7 +113,7 @@ def test_a_checkpoint_of_another_network_revision_is_refused_by_name(dataset, ch
     old = tmp_path / "old.pt"
     save_checkpoint(old, state)
     with pytest.raises(ValueError, match=rf"{old}: its weights do not fit this version of fgbg_net.*camera_height"):
-        evaluate(dataset, old, split="unseen_test", limit=2)
+        evaluate(DatasetInfo.open(dataset), old, split="unseen_test", limit=2)
     run = tmp_path / "old_run"
     config = TrainConfig(data=str(dataset), out=str(run), steps=2, sizes=(32,), batch_size=4, val_samples=2)
     train(replace(config, progress=False))
@@ -131,37 +139,39 @@ def random_split_checkpoint(dataset: Path, folder: Path) -> Path:
 def test_the_default_split_is_the_checkpoints_own_test_split(dataset, checkpoint, tmp_path):
     """unseen_test for an unseen run, test for a random one; a split holding training samples is
     refused (a random-split model on unseen_test), except the training split itself."""
-    assert evaluate(dataset, checkpoint, limit=2, progress=False)["split"] == "unseen_test"
+    assert evaluate(DatasetInfo.open(dataset), checkpoint, limit=2, progress=False)["split"] == "unseen_test"
     random_run = random_split_checkpoint(dataset, tmp_path)
-    assert evaluate(dataset, random_run, limit=2, progress=False)["split"] == "test"
-    splits = load_splits(dataset)
+    assert evaluate(DatasetInfo.open(dataset), random_run, limit=2, progress=False)["split"] == "test"
+    splits = DatasetInfo.open(dataset).splits
     overlap = len(set(splits["random"]["train"]) & set(splits["unseen"]["test"]))
     assert overlap > 0
     with pytest.raises(ValueError, match=f"trained on 'train', which holds {overlap:,} of the .* score it on 'test'"):
-        evaluate(dataset, random_run, split="unseen_test", limit=2, progress=False)
-    assert evaluate(dataset, random_run, split="train", limit=2, progress=False)["split"] == "train"
+        evaluate(DatasetInfo.open(dataset), random_run, split="unseen_test", limit=2, progress=False)
+    assert evaluate(DatasetInfo.open(dataset), random_run, split="train", limit=2, progress=False)["split"] == "train"
     other = tmp_path / "other"
     make_dataset(other, BuildConfig(n_bg=6, n_fg=6, placements=2, size=64, seed=9), workers=1, progress=False)
-    assert evaluate(other, random_run, split="unseen_test", limit=2, progress=False)["samples"] == 2, (
-        "another dataset holds none of its training samples"
-    )
+    assert (
+        evaluate(DatasetInfo.open(other), random_run, split="unseen_test", limit=2, progress=False)["samples"] == 2
+    ), "another dataset holds none of its training samples"
 
 
 def test_size_sets_the_scoring_size(dataset, checkpoint):
-    result = evaluate(dataset, checkpoint, size=48, limit=2, progress=False)
+    result = evaluate(DatasetInfo.open(dataset), checkpoint, size=48, limit=2, progress=False)
     assert result["size"] == 48
-    assert evaluate(dataset, checkpoint, limit=2, progress=False)["size"] == 32  # the run's last size
+    assert evaluate(DatasetInfo.open(dataset), checkpoint, limit=2, progress=False)["size"] == 32  # the run's last size
 
 
 def test_outputs_that_cannot_be_written_are_refused_before_scoring(dataset, checkpoint, tmp_path, monkeypatch):
     monkeypatch.setattr(evaluate_module, "prepare_scoring", lambda *a, **k: pytest.fail("scored anyway"))
     with pytest.raises(ValueError, match=f"{tmp_path}: a folder; the results go to a file"):
-        evaluate(dataset, checkpoint, json_out=tmp_path, progress=False)
+        evaluate(DatasetInfo.open(dataset), checkpoint, json_out=tmp_path, progress=False)
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match="file: a file; predictions go to a folder"):
-        evaluate(dataset, checkpoint, save_predictions=tmp_path / "file", progress=False)
+        evaluate(DatasetInfo.open(dataset), checkpoint, save_predictions=tmp_path / "file", progress=False)
     with pytest.raises(ValueError, match=f"cannot be written, {tmp_path / 'file'} is a file"):
-        evaluate(dataset, checkpoint, json_out=tmp_path / "file" / "deeper" / "scores.json", progress=False)
+        evaluate(
+            DatasetInfo.open(dataset), checkpoint, json_out=tmp_path / "file" / "deeper" / "scores.json", progress=False
+        )
 
 
 def test_cli_names_what_is_not_a_checkpoint_or_a_device(dataset, checkpoint, tmp_path, capsys, monkeypatch):
@@ -192,14 +202,14 @@ def test_one_background_trains_and_scores_on_the_random_split(tmp_path):
         train(TrainConfig(data=str(data), out=str(tmp_path / "u"), steps=1, sizes=(32,), progress=False))
     run = TrainConfig(str(data), str(tmp_path / "r"), split="random", steps=1, batch_size=4, sizes=(32,))
     assert train(run)["steps"] == 1
-    result = evaluate(data, latest_checkpoint(run.out), progress=False)
-    assert result["split"] == "test" and result["samples"] == len(load_splits(data)["random"]["test"]) > 0
+    result = evaluate(DatasetInfo.open(data), latest_checkpoint(run.out), progress=False)
+    assert result["split"] == "test" and result["samples"] == len(DatasetInfo.open(data).splits["random"]["test"]) > 0
 
 
 def test_evaluate_runs_under_the_precision_validation_uses(dataset, checkpoint, monkeypatch):
     """A CPU stand-in for CUDA's bf16: the model runs inside the shared autocast, and its scores stay
     within rounding of fp32's."""
-    full = evaluate(dataset, checkpoint, limit=8, threshold_samples=16, progress=False)
+    full = evaluate(DatasetInfo.open(dataset), checkpoint, limit=8, threshold_samples=16, progress=False)
     entered = []
     real_autocast = evaluate_module.autocast
 
@@ -209,7 +219,7 @@ def test_evaluate_runs_under_the_precision_validation_uses(dataset, checkpoint, 
 
     monkeypatch.setattr(evaluate_module, "amp_dtype", lambda device, amp=None: torch.bfloat16)
     monkeypatch.setattr(evaluate_module, "autocast", spying_autocast)
-    half = evaluate(dataset, checkpoint, limit=8, threshold_samples=16, progress=False)
+    half = evaluate(DatasetInfo.open(dataset), checkpoint, limit=8, threshold_samples=16, progress=False)
     assert entered and set(entered) == {("cpu", torch.bfloat16)}
     assert half["metrics"]["images"] == full["metrics"]["images"] == 8
     assert half["metrics"] != full["metrics"], "bf16 rounds differently: the autocast really ran"

@@ -397,12 +397,19 @@ def test_an_import_loads_splits_trains_and_reports(small_dataset, course_folder,
     )
 
     bg_of = {row["sample"]: row["bg"] for row in read_index(out / "index.csv")}
-    train_set, test_set = FgBgDataset(out, "unseen_train"), FgBgDataset(out, "unseen_test")
+    train_set, test_set = (
+        FgBgDataset(DatasetInfo.open(out), "unseen_train"),
+        FgBgDataset(DatasetInfo.open(out), "unseen_test"),
+    )
     train_bgs, test_bgs = ({bg_of[int(s)] for s in part.samples} for part in (train_set, test_set))
     assert len(train_set) + len(test_set) == len(bg_of), "no sample left out: every one is train or test"
     assert test_bgs and train_bgs and not train_bgs & test_bgs
-    assert len(FgBgDataset(out, "train")) + len(FgBgDataset(out, "test")) == len(bg_of)
-    assert FgBgDataset(out, "test")[0]["fg_bg"].shape[-1] == manifest["generation"]["parameters"]["size"]
+    assert len(FgBgDataset(DatasetInfo.open(out), "train")) + len(FgBgDataset(DatasetInfo.open(out), "test")) == len(
+        bg_of
+    )
+    assert (
+        FgBgDataset(DatasetInfo.open(out), "test")[0]["fg_bg"].shape[-1] == manifest["generation"]["parameters"]["size"]
+    )
 
     recomputed = recompute_statistics(DatasetInfo.open(out), workers=1, progress=False)
     assert set(recomputed) == {"bg", "fg_bg", "mask", "depth"}
@@ -424,7 +431,7 @@ def test_an_import_loads_splits_trains_and_reports(small_dataset, course_folder,
     assert recorded["depth_ground"] == recorded["depth_horizon"] == 0, "imported depth is not the ground model's"
     assert recorded["depth_l1"] == 1
     with pytest.raises(ValueError, match="no foregrounds to compose from; read it with FgBgDataset"):
-        VirtualFgBgDataset(out)
+        VirtualFgBgDataset(DatasetInfo.open(out))
 
     assert (out / "splits.json").exists()
     import_course_layout(folder, out, per_background=per_bg, progress=False)

@@ -14,6 +14,7 @@ from torch import nn
 from fgbg_utils import train as train_module
 from fgbg_utils.build import BuildConfig, make_dataset
 from fgbg_utils.data import VirtualFgBgDataset
+from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.loss_guard import SKIPPED_IN_A_ROW, FiniteGuard
 from fgbg_utils.losses import NonFiniteLossError
 from fgbg_utils.manifest import read_manifest
@@ -268,7 +269,7 @@ def test_training_on_samples_composed_on_the_device(dataset, tmp_path, monkeypat
 
 def test_seeded_batches_equal_seeded_samples(dataset):
     """The augmented virtual batches are the samples `SeededSamples` gives, one by one."""
-    virtual = VirtualFgBgDataset(dataset, "unseen_train", output="uint8")
+    virtual = VirtualFgBgDataset(DatasetInfo.open(dataset), "unseen_train", output="uint8")
     virtual.transform = make_transforms(32, train=True, stats=read_manifest(dataset), output="uint8")
     keys = [(3, 11), (40, 12), (7, 13)]
     batch = SeededBatches(virtual).__getitems__(keys)

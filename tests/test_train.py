@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -21,9 +22,8 @@ from fgbg_utils import evaluate as evaluate_module
 from fgbg_utils import train as train_module
 from fgbg_utils.build import BuildConfig, make_dataset
 from fgbg_utils.cli import main
-from fgbg_utils.data import load_splits
+from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.losses import LossWeights, NonFiniteLossError
-from fgbg_utils.manifest import read_manifest
 from fgbg_utils.models import build_model
 from fgbg_utils.precision import amp_dtype
 from fgbg_utils.train import (
@@ -32,7 +32,6 @@ from fgbg_utils.train import (
     Run,
     TrainConfig,
     capture_rng,
-    dataset_identity,
     fit_loss_weights,
     latest_checkpoint,
     load_checkpoint,
@@ -250,7 +249,7 @@ def test_evaluate_reports_model_and_baselines_with_threshold_from_train(dataset,
     monkeypatch.setattr(evaluate_module, "FgBgDataset", SpyDataset)
     monkeypatch.setattr(evaluate_module, "choose_difference_threshold", spy_choose)
     result = evaluate_module.evaluate(
-        dataset, trained, split="unseen_test", json_out=tmp_path / "r.json", progress=False
+        DatasetInfo.open(dataset), trained, split="unseen_test", json_out=tmp_path / "r.json", progress=False
     )
 
     assert json.loads((tmp_path / "r.json").read_text()) == result
@@ -260,7 +259,7 @@ def test_evaluate_reports_model_and_baselines_with_threshold_from_train(dataset,
     assert difference["threshold_split"] == result["threshold_split"] == "unseen_train" == chosen_on[0]
     assert difference["mask_iou"] > 0.2 and "depth_rmse" not in difference
     assert depth["depth_rmse"] < result["metrics"]["depth_rmse"] and "mask_iou" not in depth
-    test_ids = set(load_splits(dataset)["unseen"]["test"])
+    test_ids = set(DatasetInfo.open(dataset).splits["unseen"]["test"])
     threshold_ids = next(ids for split, ids in splits_used if split == "unseen_train")
     assert threshold_ids and not threshold_ids & test_ids
 
@@ -269,7 +268,7 @@ def test_evaluate_cli_saves_one_mask_and_one_depth_per_sample(dataset, trained, 
     predictions = tmp_path / "pred"
     args = ["evaluate", "--data", str(dataset), "--checkpoint", str(trained), "--split", "unseen_test"]
     assert main([*args, "--json", str(tmp_path / "r.json"), "--save-predictions", str(predictions)]) == 0
-    test_ids = load_splits(dataset)["unseen"]["test"]
+    test_ids = DatasetInfo.open(dataset).splits["unseen"]["test"]
     assert sorted(p.stem for p in (predictions / "mask").glob("*.png")) == [f"{i:07d}" for i in sorted(test_ids)]
     assert len(list((predictions / "depth").glob("*.png"))) == len(test_ids)
     assert json.loads((tmp_path / "r.json").read_text())["split"] == "unseen_test"
@@ -381,45 +380,14 @@ def test_a_command_line_resume_checks_the_options_written_out(dataset, tmp_path,
     assert load_checkpoint(Path(config.out) / "checkpoints" / "last.pt")["step"] == 4
 
 
-def test_checkpoints_of_earlier_revisions_resume_where_they_can_tell_the_dataset(dataset, tmp_path):
-    """No recorded dataset: its own folder is it; a moved copy is refused while that folder is gone
-    (nothing says it is the same), and accepted once it is back. Weights stored before the geometric
-    terms were fitted (an import, MiDaS) are compared as fitted."""
-    data = tmp_path / "data"
-    shutil.copytree(dataset, data)
-    manifest = json.loads((data / "data_manifest.json").read_text())
-    manifest["generation"]["depth"] = {"source": "midas", "exact": False}
-    (data / "data_manifest.json").write_text(json.dumps(manifest))
-    out = tmp_path / "run"
-    train(quick_config(data, out, steps=4, checkpoint_every_steps=2))
-    step_checkpoint(out, 4).unlink()
-    (out / "checkpoints" / "last.pt").unlink()
-    path = step_checkpoint(out, 2)
-    state = load_checkpoint(path)
-    state["dataset"] = {"parameters": manifest["generation"]["parameters"], "samples": 144}  # an early layout
-    state["config"]["loss_weights"] = LossWeights().to_dict()  # as an earlier revision stored them
-    save_checkpoint(path, state)
-    moved = tmp_path / "moved"
-    data.rename(moved)
-    with pytest.raises(ValueError, match="which is not there, and .* cannot tell whether this is the same dataset"):
-        train(quick_config(moved, out, steps=4, checkpoint_every_steps=2, resume=True))
-    moved.rename(data)
-    assert train(quick_config(data, out, steps=4, checkpoint_every_steps=2, resume=True))["steps"] == 4
-
-
-def test_a_dataset_is_known_by_its_index_wherever_it_lies(dataset, tmp_path, monkeypatch):
-    """A copy is the same dataset, one index row changed is not; a checkpoint that records no
-    identity knows its own folder by a relative path from another working folder."""
+def test_a_checkpoint_knows_its_dataset_by_its_index_wherever_it_lies(dataset, tmp_path):
+    """A copy is the same dataset; one index row changed is not."""
     copy = tmp_path / "copy"
     shutil.copytree(dataset, copy)
-    manifest = read_manifest(dataset)
-    assert dataset_identity(copy, manifest) == dataset_identity(dataset, manifest)
+    record = {"dataset": DatasetInfo.open(dataset).identity}
+    assert trained_on(record, DatasetInfo.open(copy))
     (copy / "index.csv").write_text((copy / "index.csv").read_text().replace("\n5,", "\n5,0", 1))
-    assert dataset_identity(copy, manifest) != dataset_identity(dataset, manifest)
-    record = {"config": {"data": f"{dataset.parent.name}/data"}}  # as written from the parent's parent
-    monkeypatch.chdir(tmp_path)  # not that folder
-    assert trained_on(record, dataset, manifest) is True
-    assert trained_on(record, copy, manifest) is None, "another folder, and the recorded one is not here"
+    assert not trained_on(record, DatasetInfo.open(copy))
 
 
 def test_replanned_steps_fit_the_time_left_at_each_sizes_cost():
@@ -470,7 +438,7 @@ def test_a_timed_run_replans_at_checkpoints_and_ends_its_schedule(dataset, tmp_p
 def test_validation_covers_the_whole_split_evenly(dataset, tmp_path):
     """Samples are stored background by background: the first N would validate on a few scenes only."""
     run = Run(quick_config(dataset, tmp_path / "val", val_samples=5), Distributed(rank=0, world=1))
-    test_samples = len(load_splits(dataset)["unseen"]["test"])
+    test_samples = len(DatasetInfo.open(dataset).splits["unseen"]["test"])
     assert list(run.val_set.indices) == [i * (test_samples - 1) // 4 for i in range(5)]
     bg_ids = {run.val_set[i]["bg_id"] for i in range(5)}
     assert len(bg_ids) > 1
@@ -533,12 +501,12 @@ def test_an_unreadable_checkpoint_is_named(tmp_path, content, capsys):
 def test_geometric_loss_terms_are_off_for_other_depth(source, off):
     """The ground and horizon targets read the depth as the ground-plane model draws it: for MiDaS or
     imported depth they are turned off, and a term already off is not reported again."""
-    manifest = {"generation": {"depth": {"source": source}}}
+    info = SimpleNamespace(depth_source=source)
     config = TrainConfig(data="d", out="o")
-    assert fit_loss_weights(config, manifest) == off
+    assert fit_loss_weights(config, info) == off
     expected = {**LossWeights().to_dict(), **dict.fromkeys(off, 0.0)}
     assert config.loss_weights == expected
-    assert fit_loss_weights(config, manifest) == []
+    assert fit_loss_weights(config, info) == []
     assert config.loss_weights == expected
 
 

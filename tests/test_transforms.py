@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from fgbg_utils.data import VirtualFgBgDataset
+from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.evaluate import BackgroundDepths
 from fgbg_utils.manifest import read_manifest
 from fgbg_utils.store import read_png
@@ -39,7 +40,7 @@ def test_resized_mask_is_centre_aligned_with_the_images(small_dataset, size):
     white where the mask is set far more often than with plain ``cv2.INTER_NEAREST``, which samples
     up to half a pixel off the centre (measured: 0.91 vs 0.54 mean IoU at 40 px, 0.78 vs 0.61 at 48)."""
     transform = make_transforms(size, train=False, stats=read_manifest(small_dataset))
-    composed = VirtualFgBgDataset(small_dataset).compose_batch(np.arange(24))
+    composed = VirtualFgBgDataset(DatasetInfo.open(small_dataset)).compose_batch(np.arange(24))
     ious, shifted = [], []
     for b in range(24):
         mask = composed["mask"][b, 0].numpy().copy()
@@ -122,7 +123,7 @@ def test_resize_nearest_reads_the_pixels_opencv_reads(source):
 def test_background_depth_baseline_is_resized_like_the_depth_targets(small_dataset):
     """At 48 px, where torch's nearest-exact differs from OpenCV's from 64 px."""
     manifest = read_manifest(small_dataset)
-    baseline = BackgroundDepths(small_dataset, manifest, 48, torch.device("cpu"))
+    baseline = BackgroundDepths(DatasetInfo.open(small_dataset), 48, torch.device("cpu"))
     transform = make_transforms(48, train=False, stats=manifest["statistics"], output="uint8")
     for bg in range(len(manifest["backgrounds"])):
         stored = read_png(small_dataset / manifest["backgrounds"][bg]["depth_file"])

@@ -27,8 +27,6 @@ class DemoBackground:
     """The camera the scene was drawn with."""
 
 
-
-
 def _sky(rng: np.random.Generator, size: int, horizon_px: float) -> tuple[np.ndarray, np.ndarray]:
     """Sky image (size x size x 3, floats) and its colour at the horizon (the haze colour).
 

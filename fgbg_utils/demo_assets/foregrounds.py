@@ -22,7 +22,6 @@ class DemoForeground:
     kind: str
 
 
-
 _SKIN = ((255, 219, 172), (241, 194, 125), (224, 172, 105), (198, 134, 66), (141, 85, 36), (92, 58, 30))
 _HAIR = ((20, 16, 14), (60, 40, 25), (110, 75, 40), (200, 160, 90), (160, 60, 30), (150, 150, 150))
 
@@ -259,9 +258,7 @@ def _lamp(c: Sketch, rng: np.random.Generator) -> None:
     """Floor lamp: base, pole (straight or bent arm) and a conical or drum shade."""
     metal = hsv(rng, (0, 360), (0.0, 0.3), (0.2, 0.8))
     shade = (
-        hsv(rng, (20, 60), (0.1, 0.6), (0.7, 1.0))
-        if rng.random() < 0.7
-        else hsv(rng, (0, 360), (0.4, 0.8), (0.5, 0.9))
+        hsv(rng, (20, 60), (0.1, 0.6), (0.7, 1.0)) if rng.random() < 0.7 else hsv(rng, (0, 360), (0.4, 0.8), (0.5, 0.9))
     )
     c.ellipse(0.5, 0.975, rng.uniform(0.08, 0.14), 0.025, scale(metal, 0.8))
     top = rng.uniform(0.18, 0.26)

@@ -15,7 +15,6 @@ SUPERSAMPLE = 4
 Color = tuple[int, int, int]
 
 
-
 class Sketch:
     """A supersampled RGBA canvas drawn in unit coordinates: x in [0, 1] left to right, y in [0, 1]
     top to bottom, the ground at y = 1.
