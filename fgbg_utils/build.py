@@ -23,13 +23,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import PIL
-from tqdm.auto import tqdm
 
 from . import __version__
 from .assets import AssetError, list_images, load_background, load_foreground
 from .compose import MASK_THRESHOLD, MIN_HEIGHT_FRACTION, Box, compose, prepare_foreground, sample_box
 from .demo_assets import make_demo_background, make_demo_foreground
 from .depth import DepthSource, GroundCamera, make_depth_source
+from .progress import progress_bar
 from .runtime import Profile, worker_context
 from .stats import ChannelHistogram, merge_statistics
 from .store import (
@@ -459,7 +459,7 @@ def make_dataset(
         kept = list(metas)
         todo = [bg for bg in wanted if bg not in metas]
         total = len(todo) * config.per_background
-        with tqdm(total=total, unit="sample", desc="building", disable=not progress, smoothing=0.1) as bar:
+        with progress_bar(total=total, enabled=progress, unit="sample", desc="building", smoothing=0.1) as bar:
             if pool is None:
                 _worker_init(None)
                 results = []
