@@ -73,13 +73,18 @@ class TrainingBoard:
         self.summed = 0
         self.restart_clock()
 
+    @property
+    def enabled(self) -> bool:
+        return self.writer is not None
+
     def restart_clock(self) -> None:
         """Leave the time since now out of the next images/s (validation, saving)."""
         self.clock, self.clocked_steps = time.perf_counter(), 0
 
     def train_step(self, step: int, parts: dict[str, Tensor], lr: float) -> None:
         """After optimizer step number `step` (counted from 1), with its loss terms and the learning
-        rate it used: every LOG_EVERY_STEPS steps, the terms' means, that rate and the images/s."""
+        rate it used: at step 1 and every LOG_EVERY_STEPS steps, the terms' means since the last log,
+        that rate, and the images/s over the wall time since the last log or validation."""
         if self.writer is None:
             return
         for name, value in parts.items():
@@ -88,8 +93,9 @@ class TrainingBoard:
         self.clocked_steps += 1
         if step % LOG_EVERY_STEPS and step != 1:
             return
-        for name, total in self.sums.items():
-            self.writer.add_scalar(f"loss/{name}", float(total) / self.summed, step)
+        means = (torch.stack(list(self.sums.values())).float() / self.summed).tolist()  # one synchronisation
+        for name, mean in zip(self.sums, means, strict=True):
+            self.writer.add_scalar(f"loss/{name}", mean, step)
         self.writer.add_scalar("train/lr", lr, step)
         seconds = time.perf_counter() - self.clock
         if seconds > 0:

@@ -749,7 +749,8 @@ class Run:
         val = {f"val_{k}": v for k, v in self.validate(size).items()}
         row = {"step": self.position.step, "epoch": self.position.epoch, "size": size, **train, **val}
         self.rows.append(row)
-        self.board.validation(self.position.step, row, *self.preview())
+        if self.board.enabled:
+            self.board.validation(self.position.step, row, *self.preview())
         self.running, self.running_steps = {}, 0
         return row
 
