@@ -119,22 +119,22 @@ manifest = ensure_dataset(data_dir, profile_config(profile))  # builds it if not
 # CPU). Its network, `fgbg_net_wide`, is `fgbg_net` at twice the channels (583,834 parameters;
 # `width` is a multiplier of `FgBgNet`). Choosing the width that scores best at 224 px needs GPU
 # runs that this kit has not had yet, so width 2 is a choice, not a measured best: the widths'
-# cost was measured, not their scores. On this session's 2-core CPU (shared with other jobs, so the
-# rates are low; each is compared with width 1's in the same run), `benchmarks/fgbg_net_widths.py`
-# (batch 8, 5 timed training steps) gave:
+# cost was measured, not their scores. On this session's 2-core CPU, shared with other jobs (so the
+# rates are low and move between runs), `benchmarks/fgbg_net_widths.py` (batch 8; the widths take
+# turns, one training step each per round, 2 warm-up and 7 timed rounds, the median) gave in two
+# runs (images/s, and × width 1's in the same run):
 #
-# | width | parameters | GFLOPs/pair, 96 px | images/s, 96 px (× w1) | GFLOPs/pair, 224 px | images/s, 224 px (× w1) |
-# |---|---|---|---|---|---|
-# | 1 (`fgbg_net`) | 166,970 | 0.129 | 3.5 (1.000) | 0.693 | 1.2 (1.000) |
-# | 2 (`fgbg_net_wide`) | 583,834 | 0.328 | 3.3 (0.941) | 1.777 | 1.0 (0.869) |
-# | 3 | 1,270,266 | 0.648 | 3.0 (0.842) | 3.520 | 1.0 (0.831) |
+# | width | parameters | GFLOPs/pair 96 px | 96 px run 1 | 96 px run 2 | GFLOPs/pair 224 px | 224 px run 1 | 224 px run 2 |
+# |---|---|---|---|---|---|---|---|
+# | 1 (`fgbg_net`) | 166,970 | 0.129 | 6.4 (1.000) | 69.8 (1.000) | 0.693 | 2.2 (1.000) | 2.4 (1.000) |
+# | 2 (`fgbg_net_wide`) | 583,834 | 0.328 | 3.6 (0.558) | 48.2 (0.691) | 1.777 | 1.2 (0.566) | 1.9 (0.793) |
+# | 3 | 1,270,266 | 0.648 | 3.6 (0.557) | 29.4 (0.421) | 3.520 | 1.0 (0.466) | 1.1 (0.470) |
 #
-# At 224 px, 2.6 times the GFLOPs cost width 2 only 13 % of its images/s here, which suggests that
-# the parts every width shares (the full-resolution refiner, the depth head's pass up each column)
-# take much of a step. Width 2 was chosen as the middle of the course's 1.5M-parameter limit:
-# 3.5 times the default's parameters at 0.87 times its speed here. Width 3 (`FgBgNet(width=3)`,
-# 1,270,266 parameters) is the next to train against it on a GPU. The full recipe on a CPU would
-# take hours per epoch at 224 px: there, use the demo profile.
+# Width 2 was chosen as the middle of the course's 1.5M-parameter limit: 3.5 times the default's
+# parameters at 0.56 to 0.79 times its training speed on this CPU; width 3 costs about half the
+# speed. How much of that a GPU feels is not measured. Width 3 (`FgBgNet(width=3)`, 1,270,266
+# parameters) is the next to train against it on a GPU. The full recipe on a CPU would take hours
+# per epoch at 224 px: there, use the demo profile.
 
 # %%
 recipe = profile.training
