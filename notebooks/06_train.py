@@ -122,9 +122,9 @@ manifest = ensure_dataset(data_dir, profile_config(profile))  # builds it if not
 # cost was measured, not their scores. On this session's 2-core CPU, shared with other jobs (so the
 # rates are low and move between runs), `benchmarks/fgbg_net_widths.py` (batch 8; the widths take
 # turns, one training step each per round, 2 warm-up and 7 timed rounds, the median) gave in two
-# runs (images/s, and × width 1's in the same run):
+# runs (GFLOPs per pair; images/s, and × width 1's in the same run):
 #
-# | width | parameters | GFLOPs/pair 96 px | 96 px run 1 | 96 px run 2 | GFLOPs/pair 224 px | 224 px run 1 | 224 px run 2 |
+# | width | parameters | GFLOPs 96 px | 96 px, run 1 | 96 px, run 2 | GFLOPs 224 px | 224 px, run 1 | 224 px, run 2 |
 # |---|---|---|---|---|---|---|---|
 # | 1 (`fgbg_net`) | 166,970 | 0.129 | 6.4 (1.000) | 69.8 (1.000) | 0.693 | 2.2 (1.000) | 2.4 (1.000) |
 # | 2 (`fgbg_net_wide`) | 583,834 | 0.328 | 3.6 (0.558) | 48.2 (0.691) | 1.777 | 1.2 (0.566) | 1.9 (0.793) |
