@@ -19,7 +19,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
 
 from .build_assets import prepare_assets
 from .compose import MASK_THRESHOLD, MIN_HEIGHT_FRACTION, Box, compose, prepare_foreground, sample_box
@@ -41,6 +40,7 @@ from .manifest import (
     shard_entries,
     write_manifest,
 )
+from .progress import progress_bar
 from .runtime import Profile, worker_context
 from .splits import write_splits
 from .stats import ChannelHistogram
@@ -342,7 +342,7 @@ def make_dataset(
         kept = list(metas)
         todo = [bg for bg in wanted if bg not in metas]
         total = len(todo) * config.per_background
-        with tqdm(total=total, unit="sample", desc="building", disable=not progress, smoothing=0.1) as bar:
+        with progress_bar(total=total, enabled=progress, unit="sample", desc="building", smoothing=0.1) as bar:
             if pool is None:
                 _worker_init(None)
                 results = []

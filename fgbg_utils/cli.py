@@ -14,7 +14,7 @@ from .build_assets import BuildInputError
 from .dataset_info import DatasetInfo
 from .manifest import Manifest, read_manifest, write_manifest
 from .merge import merge
-from .runtime import PROFILES, get_profile, repo_root, runs_dir
+from .runtime import CPU_RECIPE, PROFILES, RECIPE_OPTIONS, get_profile, repo_root, runs_dir
 from .store import MANIFEST_NAME
 
 
@@ -43,7 +43,7 @@ def _add_make_dataset(commands) -> None:
     p.add_argument("--n-fg", type=int, default=None, help="foregrounds (full: 100)")
     p.add_argument("--placements", type=int, default=None, help="random placements per foreground and flip (full: 20)")
     p.add_argument("--size", type=int, default=None, help="output side in pixels (full: 224)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="fixes every random choice of the build (default: 0)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument(
         "--depth",
@@ -51,7 +51,7 @@ def _add_make_dataset(commands) -> None:
         default=None,
         help="depth source (default: geometric for demo scenes, prior for your photos)",
     )
-    p.add_argument("--jpeg-quality", type=int, default=90)
+    p.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality of the stored images (default: 90)")
     p.add_argument("--key-border", action="store_true", help="key out the uniform border colour of opaque foregrounds")
     p.add_argument(
         "--skip-bad", action="store_true", help="leave out unusable input files and list them in the manifest"
@@ -139,39 +139,125 @@ def _weights(text: str) -> dict[str, float]:
         ) from error
 
 
+AMP_CHOICES = {"auto": None, "on": True, "off": False}
+
+
+def _add_common(p: argparse.ArgumentParser, batch_size: int) -> None:
+    """The options every command that runs a network shares: batch size, device, progress bar."""
+    p.add_argument("--batch-size", type=int, default=batch_size, help=f"samples per batch (default: {batch_size})")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when there is a GPU)")
+    p.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="no progress bar (a log file, where output is not a terminal, gets a plain line every 30 s)",
+    )
+
+
 def _add_train(commands) -> None:
+    from .models import MODELS
     from .train import OPTIMIZERS, TrainConfig
 
     defaults = TrainConfig(data="", out="")
     # No abbreviations: a resume must know which options were written out (`given_options`).
-    p = commands.add_parser("train", help="train a model (resumable; DDP under torchrun)", allow_abbrev=False)
+    p = commands.add_parser(
+        "train",
+        help="train a model (resumable; DDP under torchrun); the defaults are the CPU recipe",
+        description="Train a model. With only --data, --out and --minutes (or --steps) it follows the CPU "
+        f"recipe: {defaults.model}, sizes {','.join(map(str, defaults.sizes))}, lr {defaults.lr:g}, batch "
+        f"{defaults.batch_size}, {defaults.workers} loader worker(s); --recipe full is the hour on one GPU.",
+        allow_abbrev=False,
+    )
     p.add_argument("--data", required=True, help="dataset folder")
-    p.add_argument("--out", required=True, help="run folder (config, metrics, checkpoints)")
-    p.add_argument("--model", default=defaults.model)
-    p.add_argument("--split", choices=["unseen", "random"], default=defaults.split)
-    p.add_argument("--mode", choices=["joint", "mask", "depth"], default=defaults.mode)
-    p.add_argument("--loss-weights", type=_weights, default=None, metavar="NAME=W,...")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer)
-    p.add_argument("--lr", type=float, default=defaults.lr)
-    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--sizes", type=_sizes, default=defaults.sizes, help="progressive sizes, e.g. 64,96")
-    p.add_argument("--steps", type=int, default=None, help="total optimizer steps")
-    p.add_argument("--minutes", type=float, default=None, help="time budget of this session")
-    p.add_argument("--grad-clip", type=float, default=defaults.grad_clip)
-    p.add_argument("--amp", choices=["auto", "on", "off"], default="auto")
-    p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--no-augment", dest="augment", action="store_false")
-    p.add_argument("--workers", type=int, default=defaults.workers)
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--checkpoint-every-steps", type=int, default=None)
-    p.add_argument("--checkpoint-every-minutes", type=float, default=defaults.checkpoint_every_minutes)
-    p.add_argument("--keep-last", type=int, default=defaults.keep_last)
-    p.add_argument("--val-samples", type=int, default=defaults.val_samples)
-    p.add_argument("--train-limit", type=int, default=None)
-    p.add_argument("--deterministic", action="store_true")
-    p.add_argument("--device", default=None)
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--out", required=True, help="run folder (config, metrics, checkpoints, tensorboard)")
+    p.add_argument(
+        "--recipe",
+        choices=sorted(PROFILES),
+        default=None,
+        help="take that profile's training recipe for every option it sets that is not written out "
+        f"({', '.join('--' + name.replace('_', '-') for name in RECIPE_OPTIONS)}); default: the CPU recipe (demo)",
+    )
+    p.add_argument("--model", choices=list(MODELS), default=defaults.model, help=f"network (default: {defaults.model})")
+    p.add_argument(
+        "--split",
+        choices=["unseen", "random"],
+        default=defaults.split,
+        help="unseen: validate on backgrounds and foregrounds never trained on; random: a random split "
+        f"(default: {defaults.split})",
+    )
+    p.add_argument(
+        "--mode",
+        choices=["joint", "mask", "depth"],
+        default=defaults.mode,
+        help=f"train both outputs or one (default: {defaults.mode})",
+    )
+    p.add_argument(
+        "--loss-weights",
+        type=_weights,
+        default=None,
+        metavar="NAME=W,...",
+        help="change some loss terms' weights, e.g. depth_ssim=0.5 (default: fgbg_utils.losses.LossWeights)",
+    )
+    p.add_argument(
+        "--optimizer", choices=OPTIMIZERS, default=defaults.optimizer, help=f"optimizer (default: {defaults.optimizer})"
+    )
+    p.add_argument(
+        "--lr", type=float, default=defaults.lr, help=f"peak one-cycle learning rate (default: {defaults.lr:g})"
+    )
+    p.add_argument(
+        "--weight-decay",
+        type=float,
+        default=defaults.weight_decay,
+        help=f"decoupled weight decay (AdamW) or L2 (default: {defaults.weight_decay:g})",
+    )
+    _add_common(p, defaults.batch_size)
+    p.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=defaults.sizes,
+        help=f"progressive sizes in pixels, equal shares of the steps (default: {','.join(map(str, defaults.sizes))})",
+    )
+    p.add_argument("--steps", type=int, default=None, help="total optimizer steps (or give --minutes)")
+    p.add_argument(
+        "--minutes", type=float, default=None, help="time budget of this session (the steps are fitted to it)"
+    )
+    p.add_argument("--grad-clip", type=float, default=defaults.grad_clip, help="largest gradient norm; 0: no clipping")
+    p.add_argument(
+        "--amp",
+        choices=list(AMP_CHOICES),
+        default="auto",
+        help="mixed precision (auto: on with CUDA, bf16 where the GPU has it, else fp16; never on a CPU)",
+    )
+    p.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.channels_last,
+        help="NHWC memory layout (faster convolutions on GPU tensor cores)",
+    )
+    p.add_argument("--no-augment", dest="augment", action="store_false", help="train on the images as stored")
+    p.add_argument(
+        "--workers", type=int, default=defaults.workers, help=f"loader processes (default: {defaults.workers})"
+    )
+    p.add_argument("--seed", type=int, default=defaults.seed, help="fixes initial weights, data order, augmentation")
+    p.add_argument("--checkpoint-every-steps", type=int, default=None, help="also save every N steps")
+    p.add_argument(
+        "--checkpoint-every-minutes",
+        type=float,
+        default=defaults.checkpoint_every_minutes,
+        help=f"validate and save every M minutes; a --minutes run re-plans its steps at each "
+        f"(default: {defaults.checkpoint_every_minutes:g})",
+    )
+    p.add_argument(
+        "--keep-last", type=int, default=defaults.keep_last, help="step checkpoints kept besides last.pt and best.pt"
+    )
+    p.add_argument(
+        "--val-samples",
+        type=int,
+        default=defaults.val_samples,
+        help=f"validate on this many samples spread over the test split (default: {defaults.val_samples})",
+    )
+    p.add_argument("--train-limit", type=int, default=None, help="train on the first N samples only (overfitting)")
+    p.add_argument("--deterministic", action="store_true", help="deterministic kernels (exact resume, slower)")
     p.add_argument("--resume", action="store_true", help="continue from the run's newest checkpoint in RUN/checkpoints")
     p.add_argument(
         "--virtual",
@@ -188,15 +274,28 @@ def given_options(argv: list[str], option_dests: dict[str, str]) -> set[str]:
     return {option_dests[token.split("=", 1)[0]] for token in argv if token.split("=", 1)[0] in option_dests}
 
 
+def apply_recipe(args: argparse.Namespace) -> None:
+    """``--recipe NAME``: that profile's training recipe for each option it sets that the command
+    line does not write out; those options then count as given, so a resume checks them too."""
+    if args.recipe is None:
+        return
+    amp_choice = {value: name for name, value in AMP_CHOICES.items()}
+    for name, value in get_profile(args.recipe).training.options().items():
+        if name not in args.given:
+            setattr(args, name, amp_choice[value] if name == "amp" else value)
+    args.given |= set(RECIPE_OPTIONS)
+
+
 def train_command(args) -> int:
     from .losses import LossWeights
     from .train import TrainConfig, train
 
-    skipped = ("command", "amp", "loss_weights", "option_dests", "given")
+    apply_recipe(args)
+    skipped = ("command", "amp", "loss_weights", "option_dests", "given", "recipe")
     options = {k: v for k, v in vars(args).items() if k not in skipped}
     config = TrainConfig(
         **options,
-        amp={"auto": None, "on": True, "off": False}[args.amp],
+        amp=AMP_CHOICES[args.amp],
         loss_weights={**LossWeights().to_dict(), **(args.loss_weights or {})},
     )
     summary = train(config, given=args.given)
@@ -207,7 +306,7 @@ def train_command(args) -> int:
 def _add_evaluate(commands) -> None:
     p = commands.add_parser("evaluate", help="score a checkpoint on a split beside the two baselines")
     p.add_argument("--data", required=True, type=Path, help="dataset folder")
-    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--checkpoint", required=True, type=Path, help="a checkpoint file, e.g. RUN/checkpoints/best.pt")
     p.add_argument(
         "--split",
         default=None,
@@ -219,8 +318,7 @@ def _add_evaluate(commands) -> None:
     )
     p.add_argument("--json", dest="json_out", type=Path, default=None, help="write the results here")
     p.add_argument("--save-predictions", type=Path, default=None, help="folder for predicted mask/depth PNGs")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default=None)
+    _add_common(p, CPU_RECIPE.batch_size)
     p.add_argument(
         "--limit",
         type=int,
@@ -343,12 +441,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     _add_make_dataset(commands)
     p = commands.add_parser("stats", help="recompute exact mean/std from the stored files into the manifest")
-    p.add_argument("root", type=Path)
-    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("root", type=Path, help="dataset folder")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p = commands.add_parser("verify", help="check counts and checksums against the manifest")
-    p.add_argument("root", type=Path)
+    p.add_argument("root", type=Path, help="dataset folder")
     p = commands.add_parser("report", help="write the dataset README section and sample grids")
-    p.add_argument("root", type=Path)
+    p.add_argument("root", type=Path, help="dataset folder")
     p.add_argument("--out", type=Path, default=None, help="folder for README.md and PNGs (default ROOT/report)")
     p = commands.add_parser("merge", help="join slices built with --shard I/N into one dataset")
     p.add_argument("root", type=Path, help="the dataset folder (may already hold some slices)")

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .data import FgBgDataset, evenly_spaced, evenly_spaced_positions, make_loader
 from .dataset_info import DatasetInfo
 from .metrics import MetricAccumulator, background_depth, choose_difference_threshold, difference_mask
 from .models import build_model, load_weights
 from .precision import amp_dtype, autocast
+from .progress import progress_bar
 from .runtime import choose_device
 from .store import member_names, read_png, write_json_atomic, write_png
 from .train import load_checkpoint, split_names, state_digest, task_outputs, trained_on
@@ -210,7 +210,7 @@ def evaluate(
     dtype = amp_dtype(device, state["config"].get("amp"))
     loader = make_loader(evenly_spaced(dataset, limit), batch_size=batch_size, workers=0, device=device)
     with torch.no_grad():
-        for batch in tqdm(loader, desc=f"evaluate {split}", disable=not progress):
+        for batch in progress_bar(loader, enabled=progress, desc=f"evaluate {split}"):
             batch = prepare_batch(batch, device, normaliser)
             with autocast(device, dtype):
                 outputs = model(batch["bg"], batch["fg_bg"])

@@ -12,15 +12,102 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class TrainingRecipe:
+    """How a profile trains: the `fgbg_utils.train.TrainConfig` fields it sets (`options`) and its
+    time budget. The one place the recipes live: `TrainConfig`'s defaults and the CLI's are the CPU
+    recipe (`CPU_RECIPE`), notebook 06 and ``train --recipe NAME`` read the others.
+
+    `minutes` None means a fixed `steps` (the smoke profile's seconds-long CI run)."""
+
+    model: str
+    sizes: tuple[int, ...]
+    """Progressive resizing: equal shares of the steps at each size, in order."""
+    lr: float
+    batch_size: int
+    workers: int
+    val_samples: int
+    checkpoint_every_minutes: float | None
+    minutes: float | None = None
+    steps: int | None = None
+    checkpoint_every_steps: int | None = None
+    amp: bool | None = None
+    """None: on when CUDA is used; never on a CPU."""
+    channels_last: bool = False
+
+    def options(self) -> dict:
+        """The TrainConfig fields this recipe sets (all but the budget: `minutes` and `steps`)."""
+        return {name: getattr(self, name) for name in RECIPE_OPTIONS}
+
+
+RECIPE_OPTIONS = (
+    "model",
+    "sizes",
+    "lr",
+    "batch_size",
+    "workers",
+    "val_samples",
+    "checkpoint_every_minutes",
+    "checkpoint_every_steps",
+    "amp",
+    "channels_last",
+)
+"""The TrainConfig fields a recipe decides."""
+
+CPU_RECIPE = TrainingRecipe(
+    model="fgbg_net",
+    sizes=(64, 96),
+    lr=6e-3,  # above notebook 05's suggestion, short of where its loss turns up; beat 3e-3 at 1,000 steps
+    batch_size=32,
+    workers=1,  # one loader worker beside the training process on a 2-core laptop or Colab
+    val_samples=512,
+    checkpoint_every_minutes=2.0,  # a re-plan of the steps at each: the schedule ends on time
+    minutes=10,
+)
+"""The recipe the README's figures come from: 10 minutes on a 2-core CPU."""
+
+GPU_BATCH = 64
+FULL_RECIPE = TrainingRecipe(
+    model="fgbg_net_wide",
+    sizes=(96, 160, 224),
+    lr=CPU_RECIPE.lr * GPU_BATCH / CPU_RECIPE.batch_size,  # linear scaling with the batch: 1.2e-2
+    batch_size=GPU_BATCH,
+    workers=2,  # Colab's 2 vCPUs
+    val_samples=1024,
+    checkpoint_every_minutes=5.0,
+    minutes=60,
+    amp=True,
+    channels_last=True,
+)
+"""An hour on one GPU: up to the dataset's 224 px, a wider network, mixed precision, channels-last.
+The batch and the learning rate are the CPU recipe's, both doubled (linear scaling); neither they
+nor the network's width have been measured on a GPU yet (notebook 06 says what was measured)."""
+
+SMOKE_RECIPE = TrainingRecipe(
+    model="fgbg_net",
+    sizes=(32,),
+    lr=CPU_RECIPE.lr,
+    batch_size=8,
+    workers=0,
+    val_samples=16,
+    checkpoint_every_minutes=None,
+    steps=6,
+    checkpoint_every_steps=3,
+)
+"""Seconds on a CPU: checks that training, checkpoints and resume work (CI)."""
+
+
+@dataclass(frozen=True)
 class Profile:
     """How big a run is. `smoke` checks that everything works in seconds (CI), `demo` gives
-    meaningful results on a laptop CPU in minutes, `full` is the course's dataset."""
+    meaningful results on a laptop CPU in minutes, `full` is the course's dataset, trained for an
+    hour on a GPU. `training` is its recipe."""
 
     name: str
     n_bg: int
     n_fg: int
     placements: int
     size: int
+    training: TrainingRecipe = CPU_RECIPE
 
     @property
     def samples(self) -> int:
@@ -28,9 +115,9 @@ class Profile:
 
 
 PROFILES = {
-    "smoke": Profile("smoke", n_bg=6, n_fg=6, placements=2, size=64),
-    "demo": Profile("demo", n_bg=100, n_fg=100, placements=2, size=224),
-    "full": Profile("full", n_bg=100, n_fg=100, placements=20, size=224),
+    "smoke": Profile("smoke", n_bg=6, n_fg=6, placements=2, size=64, training=SMOKE_RECIPE),
+    "demo": Profile("demo", n_bg=100, n_fg=100, placements=2, size=224, training=CPU_RECIPE),
+    "full": Profile("full", n_bg=100, n_fg=100, placements=20, size=224, training=FULL_RECIPE),
 }
 PROFILE_VARIABLE = "FGBG_PROFILE"
 

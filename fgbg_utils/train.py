@@ -10,7 +10,8 @@ ends with the same weights as an uninterrupted run (CPU, `deterministic=True`).
 
 Run folder (`out/`): ``config.json``, ``metrics.csv`` / ``metrics.json`` (one row per
 validation), ``timing.json``, ``checkpoints/step_XXXXXXX.pt`` (the last `keep_last`),
-``checkpoints/last.pt`` and ``checkpoints/best.pt``. Under DDP only rank 0 writes.
+``checkpoints/last.pt``, ``checkpoints/best.pt`` and ``tensorboard/`` (`fgbg_utils.tensorboard_log`).
+Under DDP only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -36,17 +37,18 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Dataset, Sampler, Subset
-from tqdm.auto import tqdm
 
 from .data import FgBgDataset, VirtualFgBgDataset, _passthrough, evenly_spaced, make_loader
 from .dataset_info import DatasetInfo
 from .loss_guard import SKIPPED_IN_A_ROW, FiniteGuard
 from .losses import FgBgLoss, LossWeights, NonFiniteLossError
 from .metrics import MetricAccumulator
-from .models import DEFAULT_MODEL, build_model, load_weights
+from .models import build_model, load_weights
 from .precision import amp_dtype, autocast, make_scaler, precision_name, restore_scaler
-from .runtime import choose_device, worker_context
+from .progress import progress_bar
+from .runtime import CPU_RECIPE, choose_device, worker_context
 from .store import atomic_path, write_bytes_atomic, write_json_atomic
+from .tensorboard_log import PREVIEW_SAMPLES, TrainingBoard, board_dir
 from .transforms import BatchNormaliser, make_transforms, prepare_batch
 
 SPLIT_FAMILIES = {"unseen": ("unseen_train", "unseen_test"), "random": ("train", "test")}
@@ -83,35 +85,36 @@ move (a Colab session copies the dataset to a new place) but must be the same da
 @dataclass
 class TrainConfig:
     """One training run. Give `steps`, or `minutes` alone: then `steps` is calibrated at the start
-    and re-planned at every checkpoint from the measured pace (`replanned_steps`)."""
+    and re-planned at every checkpoint from the measured pace (`replanned_steps`). The defaults are
+    the CPU recipe (`fgbg_utils.runtime.CPU_RECIPE`); other profiles' recipes give their `options()`."""
 
     data: str
     out: str
-    model: str = DEFAULT_MODEL
+    model: str = CPU_RECIPE.model
     split: str = "unseen"
     mode: str = "joint"
     loss_weights: dict[str, float] = field(default_factory=lambda: LossWeights().to_dict())
     optimizer: str = "adamw"
-    lr: float = 3e-3
+    lr: float = CPU_RECIPE.lr
     weight_decay: float = 1e-4
-    batch_size: int = 32
-    sizes: tuple[int, ...] = ()
+    batch_size: int = CPU_RECIPE.batch_size
+    sizes: tuple[int, ...] = CPU_RECIPE.sizes
     """Progressive resizing: equal shares of the steps at each size, in order; () = the dataset's size."""
     steps: int | None = None
     minutes: float | None = None
     """Wall-clock budget of this session: reaching it saves a checkpoint and stops (resume continues)."""
     grad_clip: float | None = 1.0
     """Largest gradient norm; 0 or None: no clipping."""
-    amp: bool | None = None
+    amp: bool | None = CPU_RECIPE.amp
     """None = on when CUDA is used (bf16 if supported, else fp16 with a GradScaler); never on CPU."""
-    channels_last: bool = False
+    channels_last: bool = CPU_RECIPE.channels_last
     augment: bool = True
-    workers: int = 0
+    workers: int = CPU_RECIPE.workers
     seed: int = 0
-    checkpoint_every_steps: int | None = None
-    checkpoint_every_minutes: float | None = 10.0
+    checkpoint_every_steps: int | None = CPU_RECIPE.checkpoint_every_steps
+    checkpoint_every_minutes: float | None = CPU_RECIPE.checkpoint_every_minutes
     keep_last: int = 3
-    val_samples: int | None = 256
+    val_samples: int | None = CPU_RECIPE.val_samples
     """Validate on this many samples spread evenly over the test split (every background), or all."""
     train_limit: int | None = None
     """Use only the first N training samples (overfitting checks)."""
@@ -732,6 +735,8 @@ class Run:
         on re-planning at every checkpoint (`replanning`)."""
         self.cost_done = 0.0
         """Sum of `step_costs` over the steps of this session (for the measured pace)."""
+        self.board = TrainingBoard()
+        """Writes nothing until `run_training` opens the run's (on rank 0)."""
 
     def training_samples(self, split: str) -> Dataset:
         """The training split: read from the shards, or composed on the device (`TrainConfig.virtual`)."""
@@ -820,8 +825,9 @@ class Run:
         """Let go of the training loaders (their persistent workers stop)."""
         self.loaders.clear()
 
-    def step(self, batch: dict, timer: StepTimer) -> None:
-        """One optimizer step, timed by block (`StepTimer`), its loss watched by `guard`."""
+    def step(self, batch: dict, timer: StepTimer) -> dict[str, torch.Tensor]:
+        """One optimizer step, timed by block (`StepTimer`), its loss watched by `guard`; returns its
+        loss terms (detached tensors)."""
         parts = optimizer_step(
             self.model, self.optimizer, self.scaler, self.loss, self.autocast, self.config, self.prepare(batch), timer
         )
@@ -831,6 +837,7 @@ class Run:
         for name, value in parts.items():
             self.running[name] = self.running.get(name, 0.0) + value
         self.running_steps += 1
+        return parts
 
     def prepare(self, batch: dict) -> dict:
         return to_device(batch, self.device, self.config.channels_last, self.normaliser)
@@ -877,8 +884,21 @@ class Run:
         val = {f"val_{k}": v for k, v in self.validate(size).items()}
         row = {"step": self.position.step, "epoch": self.position.epoch, "size": size, **train, **val}
         self.rows.append(row)
+        if self.board.enabled:
+            self.board.validation(self.position.step, row, *self.preview())
         self.running, self.running_steps = {}, 0
         return row
+
+    @torch.no_grad()
+    def preview(self) -> tuple[dict, dict]:
+        """The first PREVIEW_SAMPLES validation samples as loaded (uint8) and the bare model's
+        outputs on them (`task_outputs`), at the size `validate` last set: the TensorBoard grid."""
+        samples = Subset(self.val_set, range(min(PREVIEW_SAMPLES, len(self.val_set))))
+        loaded = next(iter(make_loader(samples, batch_size=len(samples), workers=0, device=self.device)))
+        batch = to_device(loaded, self.device, self.config.channels_last, self.normaliser)
+        with self.autocast():
+            outputs = self.module.eval()(batch["bg"], batch["fg_bg"])
+        return loaded, task_outputs(outputs, self.config.mode)
 
     def payload(self) -> dict:
         return {
@@ -1159,6 +1179,7 @@ def run_training(
         if resume_from is None and (previous := set_aside_previous_checkpoints(run.out)) is not None:
             print(f"{run.out}: a fresh run; the checkpoints already there were moved to {previous}")
         write_json_atomic(run.out / "config.json", config.to_dict())
+        run.board = TrainingBoard(board_dir(run.out), run.position.step, config.batch_size * ranks.world)
     timer = StepTimer(ranks.device)
     stopped = loop(run, timer, started)
     size = size_at(max(run.position.step - 1, 0), config.steps, run.sizes)
@@ -1175,19 +1196,21 @@ def loop(run: Run, timer: StepTimer, started: float) -> str:
     config = run.config
     last_save = looping = time.perf_counter()
     saving = 0.0  # seconds the last checkpoint took (validation included)
-    bar = tqdm(total=config.steps, initial=run.position.step, disable=not (config.progress and run.ranks.main))
+    bar = progress_bar(total=config.steps, initial=run.position.step, enabled=config.progress and run.ranks.main)
     try:
         while run.position.step < config.steps:
             size = size_at(run.position.step, config.steps, run.sizes)
             stop = next_size_change(run.position.step, config.steps, run.sizes)
             timer.restart()
             for batch in run.loader(size, stop):
-                run.step(batch, timer)
+                lr = run.scheduler.get_last_lr()[0]
+                parts = run.step(batch, timer)
                 run.check_finite()
                 timer.end_step()
                 if run.replanning:
                     run.cost_done += run.step_costs[run.sizes.index(size)]
                 run.advance()
+                run.board.train_step(run.position.step, parts, lr)
                 bar.update(1)
                 if due(run, last_save):
                     run.check_finite(force=True)
@@ -1264,6 +1287,7 @@ def finish(run: Run, timer: StepTimer, stopped: str, started: float) -> dict:
     digest = weights_digest(run.module)
     timing = timer.table(run.config.batch_size)
     minutes = (time.perf_counter() - started) / 60
+    run.board.close()
     if run.ranks.main:
         write_json_atomic(run.out / "timing.json", timing)
         print_timing(timing)

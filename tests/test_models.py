@@ -4,7 +4,8 @@ import pytest
 import torch
 from torchsummary import summary
 
-from fgbg_utils.models import DEFAULT_MODEL, MODELS, build_model, count_parameters
+from fgbg_utils.models import DEFAULT_MODEL, MODELS, WIDE_WIDTH, build_model, count_parameters
+from fgbg_utils.models.fgbg_net import DEFAULT_WIDTHS, FgBgNet, scaled_widths
 
 SEED_PARAMETERS = {
     "seed004_dilated": 1_340_224,
@@ -13,6 +14,7 @@ SEED_PARAMETERS = {
     "seed003_unet": 34_520_514,
 }
 LARGE_SEEDS = {"seed000_unet_shared", "seed003_unet"}
+OWN_NETWORKS = {DEFAULT_MODEL, "fgbg_net_wide"}
 
 
 def image_pair(size: int, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,7 +40,7 @@ def test_count_parameters_skips_frozen_ones():
 
 
 def test_registry_lists_every_network():
-    assert set(MODELS) == {DEFAULT_MODEL, *SEED_PARAMETERS}
+    assert set(MODELS) == {*OWN_NETWORKS, *SEED_PARAMETERS}
 
 
 def test_unknown_name_raises_with_the_choices():
@@ -54,7 +56,7 @@ def test_forward_shapes_dtypes_and_depth_range(name, size):
     torch.manual_seed(0)
     model = build_model(name)
     output = model(*image_pair(size))
-    assert set(output) == ({"mask", "depth", "ground", "horizon"} if name == DEFAULT_MODEL else {"mask", "depth"})
+    assert set(output) == ({"mask", "depth", "ground", "horizon"} if name in OWN_NETWORKS else {"mask", "depth"})
     assert output.pop("horizon", torch.zeros(2, size)).shape == (2, size)  # a score per row
     for value in output.values():
         assert value.shape == (2, 1, size, size)
@@ -269,3 +271,32 @@ def test_one_learnt_camera_height_serves_every_image():
         model(*scenes)
     slope = seen["slope"].flatten()
     assert slope.shape == (4,) and (slope == slope[0]).all() and not torch.isclose(slope[0], torch.tensor(1 / 1.6))
+
+
+@pytest.mark.parametrize(
+    ("width", "channels", "parameters"),
+    [(1.0, (24, 48, 96, 128), 166_970), (2.0, (48, 96, 192, 256), 583_834), (3.0, (72, 144, 288, 384), 1_270_266)],
+)
+def test_the_width_multiplier_scales_every_stage_and_stays_within_the_courses_limit(width, channels, parameters):
+    assert scaled_widths(DEFAULT_WIDTHS, width) == channels
+    model = FgBgNet(width=width)
+    assert model.encoder.stem[0][0].out_channels == channels[0]
+    assert tuple(fusion.mix[0].out_channels for fusion in model.fusions) == channels
+    assert model.mask_head[-1].in_channels == model.depth_head[-1].in_channels == channels[0]
+    assert count_parameters(model) == parameters <= 1_500_000
+
+
+def test_widths_round_to_multiples_of_eight_and_refuse_zero():
+    assert scaled_widths((24, 48), 1.3) == (32, 64) and scaled_widths((4,), 0.5) == (8,)
+    with pytest.raises(ValueError, match="width must be above 0"):
+        FgBgNet(width=0)
+
+
+def test_the_wide_network_is_the_registered_width_and_runs_at_224_px():
+    model = build_model("fgbg_net_wide").eval()
+    assert count_parameters(model) == count_parameters(FgBgNet(width=WIDE_WIDTH))
+    with torch.no_grad():
+        output = model(*image_pair(224, batch=1))
+    assert output["mask"].shape == output["depth"].shape == (1, 1, 224, 224)
+    assert output["horizon"].shape == (1, 224)
+    assert bool(((output["depth"] >= 0) & (output["depth"] <= 1)).all())

@@ -40,6 +40,14 @@ DEFAULT_WIDTHS = (24, 48, 96, 128)
 """Channels at strides 2, 4, 8 and 16 of the input."""
 
 
+def scaled_widths(widths: tuple[int, ...], width: float) -> tuple[int, ...]:
+    """`widths` times the multiplier `width`, each rounded to a multiple of 8 (at least 8): channel
+    counts that tensor cores and vectorised CPU kernels handle without padding."""
+    if not width > 0:
+        raise ValueError(f"width must be above 0, got {width}")
+    return tuple(max(8, 8 * round(channels * width / 8)) for channels in widths)
+
+
 class SharedEncoder(nn.Module):
     """Features of one image at strides 2, 4, 8, 16; applied to ``bg`` and ``fg_bg`` alike.
 
@@ -261,11 +269,14 @@ def lowest_rows(mask_probability: Tensor) -> Tensor:
 class FgBgNet(nn.Module):
     """Shared-weight difference encoder, coordinate-aware UNet decoder, mask head, ground-plane depth head.
 
-    Input height and width must be divisible by 16 (four stride-2 steps).
+    Input height and width must be divisible by 16 (four stride-2 steps). `width` multiplies the
+    channels of the encoder, decoder and heads (`scaled_widths`); the horizon's and the refiner's
+    narrow layers keep theirs.
     """
 
-    def __init__(self, widths: tuple[int, ...] = DEFAULT_WIDTHS):
+    def __init__(self, widths: tuple[int, ...] = DEFAULT_WIDTHS, width: float = 1.0):
         super().__init__()
+        widths = scaled_widths(widths, width)
         self.encoder = SharedEncoder(widths)
         self.fusions = nn.ModuleList(DifferenceFusion(width) for width in widths)
         self.up_blocks = nn.ModuleList(
