@@ -36,7 +36,8 @@ from fgbg_utils.models import DEFAULT_MODEL, MODELS, build_model, count_paramete
 from fgbg_utils.models.costs import flops_per_sample
 from fgbg_utils.runtime import default_device, describe_runtime, get_profile, runs_dir
 from fgbg_utils.store import MANIFEST_NAME, write_bytes_atomic, write_json_atomic
-from fgbg_utils.train import TrainConfig, train
+from fgbg_utils.train import train
+from fgbg_utils.train_config import TrainConfig
 
 SPLIT_FAMILY = "unseen"
 TEST_SPLIT = "unseen_test"

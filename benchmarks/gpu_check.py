@@ -40,6 +40,7 @@ import torch
 from fgbg_utils import evaluate as evaluate_module
 from fgbg_utils import train as train_module
 from fgbg_utils.build import BuildConfig, make_dataset
+from fgbg_utils.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
 from fgbg_utils.data import FgBgDataset, VirtualFgBgDataset, make_loader
 from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.evaluate import evaluate
@@ -48,7 +49,8 @@ from fgbg_utils.lr_finder import lr_range_test
 from fgbg_utils.manifest import read_manifest
 from fgbg_utils.models import build_model
 from fgbg_utils.precision import amp_dtype, autocast, make_scaler, precision_name
-from fgbg_utils.train import TrainConfig, latest_checkpoint, load_checkpoint, save_checkpoint, train
+from fgbg_utils.train import train
+from fgbg_utils.train_config import TrainConfig
 from fgbg_utils.transforms import BatchNormaliser, make_transforms, prepare_batch
 
 REPO = Path(__file__).resolve().parent.parent

@@ -30,20 +30,16 @@ import torch
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
+from .checkpoints import latest_checkpoint, load_checkpoint, state_digest
 from .data import FgBgDataset, evenly_spaced, evenly_spaced_positions, make_loader
 from .dataset_info import DatasetInfo
 from .evaluate import SCORES_FORMAT, evaluate, load_model, prepare_scoring
 from .metrics import ID_KEYS, MetricAccumulator, mask_stats
 from .predict import predict_batch
+from .run_logs import read_metrics
 from .runtime import in_colab
-from .train import (
-    TrainConfig,
-    latest_checkpoint,
-    load_checkpoint,
-    read_metrics,
-    state_digest,
-    train,
-)
+from .train import train
+from .train_config import TrainConfig
 from .transforms import prepare_batch
 from .viz import figure_png, overlay_mask
 

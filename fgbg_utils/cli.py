@@ -156,7 +156,7 @@ def _add_common(p: argparse.ArgumentParser, batch_size: int) -> None:
 
 def _add_train(commands) -> None:
     from .models import MODELS
-    from .train import OPTIMIZERS, TrainConfig
+    from .train_config import OPTIMIZERS, TrainConfig
 
     defaults = TrainConfig(data="", out="")
     # No abbreviations: a resume must know which options were written out (`given_options`).
@@ -288,7 +288,8 @@ def apply_recipe(args: argparse.Namespace) -> None:
 
 def train_command(args) -> int:
     from .losses import LossWeights
-    from .train import TrainConfig, train
+    from .train import train
+    from .train_config import TrainConfig
 
     apply_recipe(args)
     skipped = ("command", "amp", "loss_weights", "option_dests", "given", "recipe")

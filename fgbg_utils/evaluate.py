@@ -16,15 +16,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .checkpoints import load_checkpoint, state_digest
 from .data import FgBgDataset, evenly_spaced, evenly_spaced_positions, make_loader
 from .dataset_info import DatasetInfo
 from .metrics import MetricAccumulator, background_depth, choose_difference_threshold, difference_mask
 from .models import build_model, load_weights
 from .precision import amp_dtype, autocast
 from .progress import progress_bar
+from .resume import trained_on
 from .runtime import choose_device
 from .store import member_names, read_png, write_json_atomic, write_png
-from .train import load_checkpoint, split_names, state_digest, task_outputs, trained_on
+from .train import task_outputs
+from .train_config import split_names
 from .transforms import BatchNormaliser, make_transforms, prepare_batch, resize_nearest
 
 THRESHOLD_CANDIDATES = tuple(np.round(np.arange(0.02, 0.52, 0.02), 2).tolist())

@@ -44,11 +44,11 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .assets import BACKGROUND_FILL, AssetError, list_images, open_image
+from .checkpoints import load_checkpoint
 from .evaluate import check_outputs, evaluation_size, load_model
 from .manifest import read_manifest
 from .runtime import choose_device
 from .store import write_png
-from .train import load_checkpoint
 from .transforms import BatchNormaliser
 from .viz import overlay_mask
 

@@ -75,7 +75,9 @@ from fgbg_utils.build import ensure_dataset, profile_config
 from fgbg_utils.evaluate import evaluate
 from fgbg_utils.runtime import get_profile, runs_dir
 from fgbg_utils.tensorboard_log import board_dir
-from fgbg_utils.train import TrainConfig, print_timing, train
+from fgbg_utils.optimization import print_timing
+from fgbg_utils.train import train
+from fgbg_utils.train_config import TrainConfig
 
 profile = get_profile(PROFILE)
 data_dir = Path(DATA_DIR) if DATA_DIR else runs_dir() / profile.name / "data"

@@ -86,7 +86,7 @@ from fgbg_utils.browse import (
 )
 from fgbg_utils.build import ensure_dataset, profile_config
 from fgbg_utils.runtime import get_profile, runs_dir
-from fgbg_utils.train import TrainConfig, split_names
+from fgbg_utils.train_config import TrainConfig, split_names
 
 profile = get_profile(PROFILE)
 data_dir = Path(DATA_DIR) if DATA_DIR else runs_dir() / profile.name / "data"

@@ -29,12 +29,13 @@ from fgbg_utils.browse import (
     show_browser,
     worst_cases,
 )
+from fgbg_utils.checkpoints import load_checkpoint, save_checkpoint, state_digest
 from fgbg_utils.data import FgBgDataset, evenly_spaced_positions
 from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.depth import FAR_M, NEAR_M
 from fgbg_utils.evaluate import SCORES_FORMAT, evaluation_size, load_model
 from fgbg_utils.manifest import read_manifest
-from fgbg_utils.train import TrainConfig, load_checkpoint, save_checkpoint, state_digest
+from fgbg_utils.train_config import TrainConfig
 from fgbg_utils.transforms import make_transforms
 
 DPI = 40

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from fgbg_utils.checkpoints import save_checkpoint
 from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.depth import FAR_M, NEAR_M
 from fgbg_utils.evaluate import evaluate
 from fgbg_utils.models import build_model
-from fgbg_utils.train import TrainConfig, save_checkpoint
+from fgbg_utils.train_config import TrainConfig
 from fgbg_utils.transforms import make_transforms
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ceilings.py"

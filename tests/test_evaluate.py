@@ -10,12 +10,14 @@ import torch
 
 from fgbg_utils import evaluate as evaluate_module
 from fgbg_utils.build import BuildConfig, make_dataset
+from fgbg_utils.checkpoints import latest_checkpoint, save_checkpoint, weights_digest
 from fgbg_utils.cli import main
 from fgbg_utils.data import evenly_spaced_positions
 from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.evaluate import evaluate
 from fgbg_utils.models import build_model
-from fgbg_utils.train import TrainConfig, latest_checkpoint, save_checkpoint, train, weights_digest
+from fgbg_utils.train import train
+from fgbg_utils.train_config import TrainConfig
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,8 @@ from fgbg_utils.manifest import read_manifest
 from fgbg_utils.report import write_report
 from fgbg_utils.runtime import mount_drive
 from fgbg_utils.store import read_index, read_png, read_sample, read_shard_meta
-from fgbg_utils.train import TrainConfig, train
+from fgbg_utils.train import train
+from fgbg_utils.train_config import TrainConfig
 
 # --- safe_extract ---------------------------------------------------------------------------
 

@@ -11,28 +11,24 @@ import pytest
 import torch
 from torch import nn
 
+from fgbg_utils import optimization as optimization_module
+from fgbg_utils import schedule as schedule_module
 from fgbg_utils import train as train_module
 from fgbg_utils.build import BuildConfig, make_dataset
+from fgbg_utils.checkpoints import latest_checkpoint, load_checkpoint
 from fgbg_utils.data import VirtualFgBgDataset
 from fgbg_utils.dataset_info import DatasetInfo
+from fgbg_utils.distributed import Distributed
 from fgbg_utils.loss_guard import SKIPPED_IN_A_ROW, FiniteGuard
 from fgbg_utils.losses import NonFiniteLossError
 from fgbg_utils.manifest import read_manifest
 from fgbg_utils.models import build_model
+from fgbg_utils.optimization import StepTimer
 from fgbg_utils.precision import make_scaler
-from fgbg_utils.train import (
-    Distributed,
-    Run,
-    SeededBatches,
-    SeededSamples,
-    StepTimer,
-    TrainConfig,
-    capture_rng,
-    latest_checkpoint,
-    load_checkpoint,
-    restore_rng,
-    train,
-)
+from fgbg_utils.reproducibility import capture_rng, restore_rng
+from fgbg_utils.schedule import SeededBatches, SeededSamples
+from fgbg_utils.train import Run, train
+from fgbg_utils.train_config import TrainConfig
 from fgbg_utils.transforms import make_transforms
 
 
@@ -168,10 +164,10 @@ def test_timing_on_cuda_synchronizes_only_the_sampled_steps(monkeypatch):
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: syncs.append(device))
     timer = StepTimer(torch.device("cuda"))
     for _ in range(100):
-        for block in train_module.TIMED_BLOCKS:
+        for block in optimization_module.TIMED_BLOCKS:
             timer.mark(block)
         timer.end_step()
-    assert train_module.TIMING_EVERY == 20 and timer.timed == 4  # steps 21, 41, 61, 81 (the first warms up)
+    assert optimization_module.TIMING_EVERY == 20 and timer.timed == 4  # steps 21, 41, 61, 81 (the first warms up)
     assert len(syncs) == 5 * 4 + 5, "one per block of a timed step, and one before each (the old: 5 a step)"
     table = timer.table(batch_size=4)
     assert table["steps"] == 100 and table["timed_steps"] == timer.timed and table["images_per_s"] > 0
@@ -193,8 +189,8 @@ def test_calibration_times_the_training_loader_and_scaler(dataset, tmp_path, mon
     scaler = make_scaler("cpu", torch.float16)
     scale = scaler.scale
     scaler.scale = lambda loss: scaled.append(1) or scale(loss)
-    seconds = train_module.time_steps(run, model, torch.optim.SGD(model.parameters(), lr=0.0), scaler, 32)
-    steps = train_module.CALIBRATION_STEPS + 1
+    seconds = schedule_module.time_steps(run, model, torch.optim.SGD(model.parameters(), lr=0.0), scaler, 32)
+    steps = schedule_module.CALIBRATION_STEPS + 1
     assert seconds > 0 and len(scaled) == len(seen) == steps
     assert len({total for total, _ in seen}) == steps, "a new batch every step"
     assert all(autocast for _, autocast in seen)

@@ -13,12 +13,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
+from fgbg_utils.checkpoints import latest_checkpoint
 from fgbg_utils.cli import main
 from fgbg_utils.depth import decode_depth, encode_depth
 from fgbg_utils.manifest import read_manifest
 from fgbg_utils.models import build_model
 from fgbg_utils.predict import OUTPUTS, find_pairs, network_shape, predict_pair, predict_pairs
-from fgbg_utils.train import TrainConfig, latest_checkpoint, train
+from fgbg_utils.train import train
+from fgbg_utils.train_config import TrainConfig
 
 TRAINED_SIZE = 32
 

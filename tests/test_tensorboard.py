@@ -10,11 +10,14 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from fgbg_utils.checkpoints import load_checkpoint, step_checkpoint
 from fgbg_utils.data import FgBgDataset, evenly_spaced
 from fgbg_utils.dataset_info import DatasetInfo
+from fgbg_utils.distributed import Distributed
 from fgbg_utils.losses import LossWeights
 from fgbg_utils.tensorboard_log import LOG_EVERY_STEPS, preview_grid
-from fgbg_utils.train import Distributed, TrainConfig, load_checkpoint, run_training, step_checkpoint, train
+from fgbg_utils.train import run_training, train
+from fgbg_utils.train_config import TrainConfig
 
 
 def short_config(data: Path, out: Path, **changes) -> TrainConfig:

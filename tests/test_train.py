@@ -18,31 +18,25 @@ import pytest
 import torch
 from torch import nn
 
+from fgbg_utils import checkpoints as checkpoints_module
 from fgbg_utils import evaluate as evaluate_module
+from fgbg_utils import optimization as optimization_module
+from fgbg_utils import schedule as schedule_module
 from fgbg_utils import train as train_module
 from fgbg_utils.build import BuildConfig, make_dataset
+from fgbg_utils.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint, step_checkpoint, weights_digest
 from fgbg_utils.cli import main
 from fgbg_utils.dataset_info import DatasetInfo
+from fgbg_utils.distributed import Distributed
 from fgbg_utils.losses import LossWeights, NonFiniteLossError
 from fgbg_utils.models import build_model
 from fgbg_utils.precision import amp_dtype
-from fgbg_utils.train import (
-    Distributed,
-    EpochBatches,
-    Run,
-    TrainConfig,
-    capture_rng,
-    fit_loss_weights,
-    latest_checkpoint,
-    load_checkpoint,
-    read_metrics,
-    restore_rng,
-    save_checkpoint,
-    step_checkpoint,
-    train,
-    trained_on,
-    weights_digest,
-)
+from fgbg_utils.reproducibility import capture_rng, restore_rng
+from fgbg_utils.resume import trained_on
+from fgbg_utils.run_logs import read_metrics
+from fgbg_utils.schedule import EpochBatches
+from fgbg_utils.train import Run, train
+from fgbg_utils.train_config import TrainConfig, fit_loss_weights
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -165,7 +159,7 @@ def test_a_kill_after_the_step_file_loses_nothing(dataset, tmp_path, monkeypatch
     writes them (every validation counts as the best here, so step 8's is), also from a
     checkpoint of an earlier revision that records neither its rows nor its best step."""
     config = quick_config(dataset, tmp_path / "run", steps=8, checkpoint_every_steps=4)
-    copy = train_module.copy_checkpoint
+    copy = checkpoints_module.copy_checkpoint
 
     def killed_at_step_8(source, target):
         if target.name == killed_copy and source.name == "step_0000008.pt":
@@ -183,7 +177,7 @@ def test_a_kill_after_the_step_file_loses_nothing(dataset, tmp_path, monkeypatch
         step_file = checkpoints / "step_0000008.pt"
         state = load_checkpoint(step_file)
         del state["rows"], state["best_step"]
-        train_module.save_checkpoint(step_file, state)
+        checkpoints_module.save_checkpoint(step_file, state)
     monkeypatch.undo()
     train(replace(config, resume=True))
     assert load_checkpoint(checkpoints / "best.pt")["step"] == 8
@@ -320,7 +314,7 @@ def test_a_spent_budget_stops_saves_and_says_so(dataset, tmp_path):
     assert load_checkpoint(tmp_path / "budget" / "checkpoints" / "last.pt")["step"] == summary["steps"]
 
 
-@pytest.mark.parametrize(("allowance", "steps"), [(float("inf"), train_module.CALIBRATION_STEPS + 1), (0.0, 2)])
+@pytest.mark.parametrize(("allowance", "steps"), [(float("inf"), schedule_module.CALIBRATION_STEPS + 1), (0.0, 2)])
 def test_calibration_stops_timing_once_its_allowance_is_spent(dataset, tmp_path, allowance, steps):
     """A warm-up and at least one timed step always; the rest only while the allowance lasts."""
     run = Run(quick_config(dataset, tmp_path / "calibrate"), Distributed(rank=0, world=1))
@@ -330,7 +324,7 @@ def test_calibration_stops_timing_once_its_allowance_is_spent(dataset, tmp_path,
     original = optimizer.step
     optimizer.step = lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    seconds = train_module.time_steps(run, model, optimizer, scaler, 32, allowance)
+    seconds = schedule_module.time_steps(run, model, optimizer, scaler, 32, allowance)
     assert len(calls) == steps and seconds > 0
 
 
@@ -392,26 +386,26 @@ def test_a_checkpoint_knows_its_dataset_by_its_index_wherever_it_lies(dataset, t
 
 
 def test_replanned_steps_fit_the_time_left_at_each_sizes_cost():
-    replanned_steps, sizes = train_module.replanned_steps, (64, 96)
+    replanned_steps, sizes = schedule_module.replanned_steps, (64, 96)
     assert replanned_steps(30, 100, (64,), (1.0,), 0.5, 10.0) == 50  # 10 s at 0.5 s a step: 20 more
     # steps 10..36 at 64 px (1 unit) and 37..72 at 96 px (2 units): 27 + 72 = 99 s fit 100 s; 74 steps need 101
     assert replanned_steps(10, 100, sizes, (1.0, 2.0), 1.0, 100.0) == 73
     longer = replanned_steps(60, 100, sizes, (1.0, 2.0), 1.0, 1e6)  # at 96 px already
-    assert longer == 120 and train_module.size_at(60, longer, sizes) == 96, "never back to 64 px"
+    assert longer == 120 and schedule_module.size_at(60, longer, sizes) == 96, "never back to 64 px"
     assert replanned_steps(10, 100, (64,), (1.0,), 1.0, -5.0) == 11  # out of time: one more step
 
 
 def test_a_replanned_schedule_takes_over_at_the_step_reached():
     config = TrainConfig(data="", out="", lr=0.01, steps=100)
-    optimizer = train_module.make_optimizer(config, nn.Linear(2, 1))
-    scheduler = train_module.make_scheduler(config, optimizer)
+    optimizer = optimization_module.make_optimizer(config, nn.Linear(2, 1))
+    scheduler = optimization_module.make_scheduler(config, optimizer)
     for _ in range(30):
         optimizer.step()
         scheduler.step()
     config.steps = 60
-    moved = train_module.make_scheduler(config, optimizer, step=30)
-    fresh = train_module.make_optimizer(config, nn.Linear(2, 1))
-    reference = train_module.make_scheduler(config, fresh)
+    moved = optimization_module.make_scheduler(config, optimizer, step=30)
+    fresh = optimization_module.make_optimizer(config, nn.Linear(2, 1))
+    reference = optimization_module.make_scheduler(config, fresh)
     for _ in range(30):
         fresh.step()
         reference.step()

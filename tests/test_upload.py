@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fgbg_utils.checkpoints import latest_checkpoint
 from fgbg_utils.predict import OUTPUTS, predict_pair
-from fgbg_utils.train import TrainConfig, latest_checkpoint, train
+from fgbg_utils.train import train
+from fgbg_utils.train_config import TrainConfig
 from fgbg_utils.upload import UploadPredictor, pair_uploads, predict_uploads, save_uploads, uploaded_files
 
 
