@@ -92,7 +92,7 @@ def test_a_resume_in_the_same_precision_keeps_the_scaler(dataset, tmp_path, monk
     train(config)
     saved = load_checkpoint(latest_checkpoint(out))["scaler"]
     rewind(out, 6)
-    run = Run(config, Distributed())
+    run = Run(config, Distributed(), DatasetInfo.open(config.data))
     run.prepare_optimization()
     path = latest_checkpoint(out)
     run.restore(path, load_checkpoint(path))
@@ -177,7 +177,8 @@ def test_calibration_times_the_training_loader_and_scaler(dataset, tmp_path, mon
     """Each timed step takes a new batch from the training loader and goes through the GradScaler
     under autocast (not one preloaded batch in fp32)."""
     monkeypatch.setattr(train_module, "amp_dtype", lambda device, amp=None: torch.bfloat16)  # CPU autocast
-    run = Run(quick_config(dataset, tmp_path / "run", steps=None, minutes=1.0), Distributed())
+    config = quick_config(dataset, tmp_path / "run", steps=None, minutes=1.0)
+    run = Run(config, Distributed(), DatasetInfo.open(dataset))
     model, seen, scaled = build_model(run.config.model), [], []
     forward = model.forward
 

@@ -134,5 +134,5 @@ def test_a_resumed_run_appends_without_logging_a_step_twice(small_dataset, tmp_p
 def test_other_ranks_write_no_board(small_dataset, tmp_path):
     config = short_config(small_dataset, tmp_path / "rank1", steps=2, checkpoint_every_steps=None)
     config.validate()
-    run_training(config, None, Distributed(rank=1, world=1), time.perf_counter())
+    run_training(config, None, Distributed(rank=1, world=1), DatasetInfo.open(config.data), time.perf_counter())
     assert not (tmp_path / "rank1").exists()

@@ -213,7 +213,7 @@ def test_ddp_on_cpu_with_gloo_ends_with_equal_weights(dataset, tmp_path):
 
 def test_only_rank_zero_writes(dataset, tmp_path):
     config = quick_config(dataset, tmp_path / "rank1")
-    run = Run(config, Distributed(rank=1, world=1))
+    run = Run(config, Distributed(rank=1, world=1), DatasetInfo.open(config.data))
     run.prepare_optimization()
     run.checkpoint(32)
     assert not (tmp_path / "rank1").exists()
@@ -317,7 +317,7 @@ def test_a_spent_budget_stops_saves_and_says_so(dataset, tmp_path):
 @pytest.mark.parametrize(("allowance", "steps"), [(float("inf"), schedule_module.CALIBRATION_STEPS + 1), (0.0, 2)])
 def test_calibration_stops_timing_once_its_allowance_is_spent(dataset, tmp_path, allowance, steps):
     """A warm-up and at least one timed step always; the rest only while the allowance lasts."""
-    run = Run(quick_config(dataset, tmp_path / "calibrate"), Distributed(rank=0, world=1))
+    run = Run(quick_config(dataset, tmp_path / "calibrate"), Distributed(rank=0, world=1), DatasetInfo.open(dataset))
     model = build_model(run.config.model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     calls = []
@@ -432,7 +432,9 @@ def test_a_timed_run_replans_at_checkpoints_and_ends_its_schedule(dataset, tmp_p
 
 def test_validation_covers_the_whole_split_evenly(dataset, tmp_path):
     """Samples are stored background by background: the first N would validate on a few scenes only."""
-    run = Run(quick_config(dataset, tmp_path / "val", val_samples=5), Distributed(rank=0, world=1))
+    run = Run(
+        quick_config(dataset, tmp_path / "val", val_samples=5), Distributed(rank=0, world=1), DatasetInfo.open(dataset)
+    )
     test_samples = len(DatasetInfo.open(dataset).splits["unseen"]["test"])
     assert list(run.val_set.indices) == [i * (test_samples - 1) // 4 for i in range(5)]
     bg_ids = {run.val_set[i]["bg_id"] for i in range(5)}
@@ -513,6 +515,6 @@ def test_every_rank_turns_the_geometric_terms_off(dataset, tmp_path):
     manifest["generation"]["depth"] = {"source": "midas", "exact": False}
     (data / "data_manifest.json").write_text(json.dumps(manifest))
     for rank in (0, 1):
-        run = Run(quick_config(data, tmp_path / f"rank{rank}"), Distributed(rank=rank, world=2))
+        run = Run(quick_config(data, tmp_path / f"rank{rank}"), Distributed(rank=rank, world=2), DatasetInfo.open(data))
         assert run.loss.weights.depth_ground == run.loss.weights.depth_horizon == 0
         assert run.loss.weights.depth_l1 == 1
