@@ -74,10 +74,10 @@ import numpy as np
 from IPython.display import display
 from PIL import Image
 
-from fgbg_utils.browse import ensure_run
 from fgbg_utils.build import ensure_dataset, profile_config
 from fgbg_utils.data import FgBgDataset, evenly_spaced_positions
 from fgbg_utils.predict import OUTPUTS, Predictor, match_folders, network_shape
+from fgbg_utils.runs import ensure_run
 from fgbg_utils.runtime import get_profile, in_colab, runs_dir
 from fgbg_utils.train import TrainConfig, load_checkpoint, split_names
 from fgbg_utils.upload import UploadPredictor, predict_uploads, show_prediction
