@@ -36,13 +36,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from fgbg_utils.browse import predict_split
 from fgbg_utils.data import FgBgDataset, evenly_spaced_positions
 from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.depth import FAR_M, NEAR_M
 from fgbg_utils.manifest import read_manifest
 from fgbg_utils.metrics import depth_stats, mask_stats, summarize_depth, summarize_mask
 from fgbg_utils.runtime import runs_dir
+from fgbg_utils.split_predictions import predict_split
 from fgbg_utils.transforms import make_transforms
 
 HEIGHT_GRID = np.round(np.arange(1.0, 2.5001, 0.01), 2)

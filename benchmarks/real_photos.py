@@ -44,11 +44,12 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from fgbg_utils.assets import AssetError, open_image
-from fgbg_utils.browse import SplitPredictions, predict_split, prediction_grid
 from fgbg_utils.data import evenly_spaced_positions
 from fgbg_utils.dataset_info import DatasetInfo
+from fgbg_utils.figures import prediction_grid
 from fgbg_utils.manifest import read_manifest
 from fgbg_utils.runtime import runs_dir
+from fgbg_utils.split_predictions import SplitPredictions, predict_split
 from fgbg_utils.store import sha256_file, write_bytes_atomic, write_json_atomic
 from fgbg_utils.viz import figure_png
 

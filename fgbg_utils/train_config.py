@@ -29,7 +29,7 @@ SESSION_FIELDS = (
 )
 """Config fields a resumed run may change; every other field comes from the checkpoint. `data` may
 move (a Colab session copies the dataset to a new place) but must be the same dataset
-(`dataset_identity`)."""
+(`DatasetInfo.identity`)."""
 
 
 @dataclass

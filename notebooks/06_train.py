@@ -70,9 +70,10 @@ LIVE_VIEW = None  # TensorBoard in the notebook; None: on Colab and in Jupyter, 
 from pathlib import Path
 
 
-from fgbg_utils.browse import learning_curves, scores_table
 from fgbg_utils.build import ensure_dataset, profile_config
 from fgbg_utils.evaluate import evaluate
+from fgbg_utils.figures import learning_curves
+from fgbg_utils.runs import scores_table
 from fgbg_utils.runtime import get_profile, runs_dir
 from fgbg_utils.tensorboard_log import board_dir
 from fgbg_utils.optimization import print_timing

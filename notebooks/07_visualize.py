@@ -72,20 +72,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fgbg_utils.browse import (
-    PredictionBrowser,
-    ensure_run,
-    learning_curves,
-    load_or_evaluate,
-    metric_distributions,
-    predict_split,
-    prediction_grid,
-    scores_table,
-    show_browser,
-    worst_cases,
-)
+from fgbg_utils.browser import PredictionBrowser, show_browser
 from fgbg_utils.build import ensure_dataset, profile_config
+from fgbg_utils.figures import learning_curves, metric_distributions, prediction_grid, worst_cases
+from fgbg_utils.runs import ensure_run, load_or_evaluate, scores_table
 from fgbg_utils.runtime import get_profile, runs_dir
+from fgbg_utils.split_predictions import predict_split
 from fgbg_utils.train_config import TrainConfig, split_names
 
 profile = get_profile(PROFILE)

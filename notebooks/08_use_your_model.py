@@ -74,10 +74,10 @@ import numpy as np
 from IPython.display import display
 from PIL import Image
 
-from fgbg_utils.browse import ensure_run
 from fgbg_utils.build import ensure_dataset, profile_config
 from fgbg_utils.data import FgBgDataset, evenly_spaced_positions
 from fgbg_utils.predict import OUTPUTS, Predictor, match_folders, network_shape
+from fgbg_utils.runs import ensure_run
 from fgbg_utils.runtime import get_profile, in_colab, runs_dir
 from fgbg_utils.checkpoints import load_checkpoint
 from fgbg_utils.train_config import TrainConfig, split_names

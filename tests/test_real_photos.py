@@ -141,7 +141,7 @@ def test_verdict_needs_the_target_and_the_baseline_beaten(photos, model, baselin
 
 
 def test_shared_photo_scores_split_the_test_samples_by_a_training_crop_of_their_photo(photos):
-    from fgbg_utils.browse import SplitPredictions
+    from fgbg_utils.split_predictions import SplitPredictions
 
     count, size = 4, 8
     mask = np.zeros((count, size, size), np.uint8)
