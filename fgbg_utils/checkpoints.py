@@ -14,6 +14,9 @@ from torch import nn
 
 from .store import atomic_path
 
+CHECKPOINT_FORMAT = 1
+"""The checkpoint format this kit writes and reads (`load_checkpoint` refuses any other)."""
+
 
 def weights_digest(model: nn.Module) -> str:
     """sha256 of every tensor of the model's state dict, in order: equal digests = equal weights."""
@@ -73,6 +76,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise ValueError(
             f"{path}: not a checkpoint of this kit (no 'config' and 'model'; a bare state_dict cannot say "
             "which network it is for): save runs with python -m fgbg_utils train"
+        )
+    if state.get("format_version") != CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"{path}: checkpoint format {state.get('format_version')}, written by another version of the kit "
+            f"(this one reads format {CHECKPOINT_FORMAT}): retrain"
         )
     return state
 

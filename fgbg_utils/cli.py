@@ -358,12 +358,6 @@ def _add_predict(commands) -> None:
         default="trained",
         help="trained: the pair resized to the checkpoint's training size (recommended); native: at its own size",
     )
-    p.add_argument(
-        "--data",
-        type=Path,
-        default=None,
-        help="the dataset the checkpoint was trained on, for its normalisation (default: the folder its config names)",
-    )
     p.add_argument("--batch-size", type=int, default=8, help="pairs per forward pass")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: a GPU when there is one)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -378,7 +372,6 @@ def predict_command(args) -> int:
         pairs,
         args.out,
         at=args.at,
-        data=args.data,
         device=args.device,
         batch_size=args.batch_size,
         progress=args.progress,

@@ -46,7 +46,6 @@ from tqdm.auto import tqdm
 from .assets import BACKGROUND_FILL, AssetError, list_images, open_image
 from .checkpoints import load_checkpoint
 from .evaluate import check_outputs, evaluation_size, load_model
-from .manifest import read_manifest
 from .runtime import choose_device
 from .store import write_png
 from .transforms import BatchNormaliser
@@ -153,20 +152,12 @@ class Predictor:
     """A checkpoint's network in eval mode on `device`, with the normalisation of the dataset it was
     trained on and the size it was trained at. Call `predict` on arrays, or `predict_pairs` on files."""
 
-    def __init__(self, checkpoint: str | Path, data: str | Path | None = None, device: str | None = None):
+    def __init__(self, checkpoint: str | Path, device: str | None = None):
         self.checkpoint = Path(checkpoint)
         self.device = choose_device(device)
         state = load_checkpoint(self.checkpoint, map_location=self.device)
-        self.data = Path(data) if data is not None else Path(state["config"]["data"])
-        try:
-            manifest = read_manifest(self.data)
-        except FileNotFoundError:
-            raise ValueError(
-                f"{self.checkpoint}: the dataset it was trained on ({self.data}) is not here, and its manifest "
-                "holds the normalisation the network expects; pass --data with that dataset's folder"
-            ) from None
-        self.size = evaluation_size(state["config"], manifest["generation"]["parameters"]["size"])
-        self.normaliser = BatchNormaliser(manifest["statistics"]).to(self.device)
+        self.size = evaluation_size(state["config"], state["dataset"]["parameters"]["size"])
+        self.normaliser = BatchNormaliser(state["statistics"]).to(self.device)
         self.model = load_model(state, self.device, self.checkpoint)
 
     def predict(
@@ -310,15 +301,14 @@ def predict_pairs(
     pairs: Sequence[tuple[str | Path, str | Path]],
     out: str | Path,
     at: str = "trained",
-    data: str | Path | None = None,
     device: str | None = None,
     batch_size: int = 8,
     progress: bool = True,
 ) -> list[dict[str, Path]]:
     """`checkpoint` applied to (bg, fg_bg) file pairs, outputs written into `out` (see the module's
-    doc); `data` is the dataset it was trained on (default: the folder its config names)."""
+    doc)."""
     pairs = [(Path(bg), Path(fg_bg)) for bg, fg_bg in pairs]
-    predictor = Predictor(checkpoint, data=data, device=device)
+    predictor = Predictor(checkpoint, device=device)
     return predictor.predict_pairs(pairs, out, at=at, batch_size=batch_size, progress=progress)
 
 

@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.data import Dataset, Sampler, Subset
 
 from .checkpoints import (
+    CHECKPOINT_FORMAT,
     checkpoint_dir,
     copy_checkpoint,
     prune_checkpoints,
@@ -56,7 +57,7 @@ from .precision import amp_dtype, autocast, make_scaler, precision_name, restore
 from .progress import progress_bar
 from .reproducibility import capture_rng, global_settings, restore_rng, seed_everything
 from .resume import resolve_config
-from .run_logs import best_key, improved, read_metrics, write_metrics
+from .run_logs import best_key, improved, write_metrics
 from .runtime import worker_context
 from .schedule import (
     EpochBatches,
@@ -302,6 +303,7 @@ class Run:
 
     def payload(self) -> dict:
         return {
+            "format_version": CHECKPOINT_FORMAT,
             "model": self.module.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -316,6 +318,7 @@ class Run:
             "rows": self.rows,
             "config": self.config.to_dict(),
             "dataset": self.dataset,
+            "statistics": self.stats,
         }
 
     def checkpoint(self, size: int) -> dict:
@@ -345,23 +348,10 @@ class Run:
             print(f"{path}: {changed}", flush=True)
         self.position = Position(checkpoint["step"], checkpoint["epoch"], checkpoint["batch_in_epoch"])
         self.best = checkpoint["best"]
-        rows = checkpoint.get("rows")  # absent from checkpoints of earlier revisions, as is best_step
-        self.rows = (
-            rows if rows is not None else [row for row in read_metrics(self.out) if row["step"] <= self.position.step]
-        )
-        self.best_step = checkpoint["best_step"] if "best_step" in checkpoint else self.step_of_best()
+        self.rows, self.best_step = checkpoint["rows"], checkpoint["best_step"]
         restore_rng(checkpoint["rng"])
         if self.ranks.main:  # finish what a kill after the step file was written left undone
             self.publish(path, self.best_step == self.position.step, only_missing=True)
-
-    def step_of_best(self) -> int | None:
-        """The step whose validation set `best`: the last earlier logged row with that score, else
-        this checkpoint's own step (for checkpoints that do not record it)."""
-        if self.best is None:
-            return None
-        key = best_key(self.config.mode)
-        earlier = [row["step"] for row in self.rows if row["step"] < self.position.step and row.get(key) == self.best]
-        return earlier[-1] if earlier else self.position.step
 
     def publish(self, path: Path, best: bool, only_missing: bool = False) -> None:
         """After step file `path` is written: copy it to last.pt (and to best.pt when `best`), prune

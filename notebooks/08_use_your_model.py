@@ -111,7 +111,7 @@ fallback = TrainConfig(
     progress=minutes is not None,
 )
 run_dir, checkpoint = ensure_run(run_dir, fallback)
-predictor = Predictor(checkpoint, data=data_dir)
+predictor = Predictor(checkpoint)
 config = load_checkpoint(checkpoint)["config"]
 print(f"checkpoint {checkpoint.name} of {run_dir.name}: {config['model']}, trained up to {predictor.size} px")
 
@@ -193,11 +193,11 @@ if in_colab():
     backgrounds = files.upload()
     print("choose the photo(s)")
     photos = files.upload()
-    for paths in predict_uploads(checkpoint, backgrounds, photos, out_dir / "uploads", data=data_dir, at=AT):
+    for paths in predict_uploads(checkpoint, backgrounds, photos, out_dir / "uploads", at=AT):
         show_prediction(paths)
         plt.show()
 else:
-    uploader = UploadPredictor(checkpoint, out_dir / "uploads", data=data_dir, at=AT, progress=False)
+    uploader = UploadPredictor(checkpoint, out_dir / "uploads", at=AT, progress=False)
     display(uploader.widget)
 
 # %% [markdown]
@@ -215,7 +215,7 @@ def png_bytes(image: np.ndarray) -> bytes:
 backgrounds = {"my_room.png": png_bytes(chosen[0]["bg"])}
 photos = {"my_room_with_object.png": png_bytes(chosen[0]["fg_bg"])}
 uploaded = predict_uploads(
-    checkpoint, backgrounds, photos, out_dir / "example_upload", data=data_dir, at=AT, progress=False
+    checkpoint, backgrounds, photos, out_dir / "example_upload", at=AT, progress=False
 )
 figure = show_prediction(uploaded[0])
 plt.show()

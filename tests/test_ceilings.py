@@ -7,12 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from checkpoint_samples import untrained_checkpoint
 
-from fgbg_utils.checkpoints import save_checkpoint
 from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.depth import FAR_M, NEAR_M
 from fgbg_utils.evaluate import evaluate
-from fgbg_utils.models import build_model
 from fgbg_utils.train_config import TrainConfig
 from fgbg_utils.transforms import make_transforms
 
@@ -134,7 +133,7 @@ def test_a_checkpoints_errors_are_split_on_the_samples_evaluate_scores(ceilings,
     torch.manual_seed(0)
     path = tmp_path / "last.pt"
     config = TrainConfig(data=str(small_dataset), out=str(tmp_path), sizes=(32,))
-    save_checkpoint(path, {"model": build_model("fgbg_net").state_dict(), "config": config.to_dict(), "step": 0})
+    untrained_checkpoint(path, config)
     results = ceilings.main(["--data", str(small_dataset), "--size", "32", "--samples", "4", "--checkpoint", str(path)])
     scored = evaluate(DatasetInfo.open(small_dataset), path, limit=4, threshold_samples=4, progress=False)
     split = results["thin_parts"]["checkpoint"]

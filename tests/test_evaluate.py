@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from checkpoint_samples import untrained_checkpoint
 
 from fgbg_utils import evaluate as evaluate_module
 from fgbg_utils.build import BuildConfig, make_dataset
@@ -34,7 +35,7 @@ def checkpoint(dataset, tmp_path_factory) -> Path:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("run") / "last.pt"
     config = TrainConfig(data=str(dataset), out=str(path.parent), sizes=(32,))
-    save_checkpoint(path, {"model": build_model("fgbg_net").state_dict(), "config": config.to_dict(), "step": 0})
+    untrained_checkpoint(path, config)
     return path
 
 
@@ -134,7 +135,7 @@ def random_split_checkpoint(dataset: Path, folder: Path) -> Path:
     path = folder / "random.pt"
     config = TrainConfig(data=str(dataset), out=str(folder), sizes=(32,), split="random")
     torch.manual_seed(0)
-    save_checkpoint(path, {"model": build_model("fgbg_net").state_dict(), "config": config.to_dict(), "step": 0})
+    untrained_checkpoint(path, config)
     return path
 
 

@@ -19,6 +19,7 @@ from fgbg_utils.depth import decode_depth, encode_depth
 from fgbg_utils.manifest import read_manifest
 from fgbg_utils.models import build_model
 from fgbg_utils.predict import OUTPUTS, find_pairs, network_shape, predict_pair, predict_pairs
+from fgbg_utils.store import read_png
 from fgbg_utils.train import train
 from fgbg_utils.train_config import TrainConfig
 
@@ -333,15 +334,16 @@ def test_the_command_line_exits_non_zero_without_a_traceback(checkpoint, tmp_pat
     assert not (tmp_path / "out").exists()
 
 
-def test_a_checkpoint_whose_dataset_is_elsewhere_asks_for_data(checkpoint, small_dataset, tmp_path):
+def test_a_checkpoint_predicts_without_its_dataset(checkpoint, tmp_path):
+    """The checkpoint carries the normalisation and size it needs: a run moved to another machine predicts."""
     state = torch.load(checkpoint, weights_only=True)
-    state["config"]["data"] = str(tmp_path / "moved")
+    state["config"]["data"] = str(tmp_path / "gone")
     moved = tmp_path / "moved.pt"
     torch.save(state, moved)
     files = save_pair(tmp_path, *scene(32, 32))
-    with pytest.raises(ValueError, match=r"moved\.pt: the dataset it was trained on .* pass --data"):
-        predict_pair(moved, *files, tmp_path / "out", progress=False)
-    assert predict_pair(moved, *files, tmp_path / "out", data=small_dataset, progress=False)["mask"].exists()
+    moved_paths = predict_pair(moved, *files, tmp_path / "moved_out", progress=False)
+    paths = predict_pair(checkpoint, *files, tmp_path / "out", progress=False)
+    assert np.array_equal(read_png(moved_paths["mask"]), read_png(paths["mask"]))
 
 
 def test_trained_size_resizes_in_and_back_bilinearly(checkpoint, small_dataset, tmp_path):
