@@ -37,10 +37,10 @@ def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimiz
     raise ValueError(f"unknown optimizer {config.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
 
 
-def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, step: int = 0):
-    """OneCycleLR over `config.steps`, positioned after `step` steps (a re-planned schedule takes
+def make_scheduler(config: TrainConfig, steps: int, optimizer: torch.optim.Optimizer, step: int = 0):
+    """OneCycleLR over `steps` (the plan's), positioned after `step` steps (a re-planned schedule takes
     over at the step reached; its learning rate and momentum are set for that step)."""
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=steps)
     if step:
         scheduler.last_epoch = step - 1
         scheduler.step()

@@ -3,7 +3,6 @@ dataset wherever that now lies; options set otherwise are refused by name rather
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from .checkpoints import (
@@ -15,7 +14,6 @@ from .dataset_info import DatasetInfo
 from .train_config import (
     SESSION_FIELDS,
     TrainConfig,
-    fit_loss_weights,
 )
 
 
@@ -25,23 +23,18 @@ def trained_on(checkpoint: dict, info: DatasetInfo) -> bool:
     return checkpoint["dataset"] == info.identity
 
 
-def options_a_resume_would_ignore(
-    config: TrainConfig, stored: dict, info: DatasetInfo, given: set[str] | None = None
-) -> list[str]:
-    """The options of `config` that differ from the run's (`stored`): a resume takes those from the
-    checkpoint, so they would be dropped unseen. `given` limits the check to the options written
-    on a command line; from Python, every field counts (``steps=None`` stands for the run's)."""
-    mine, theirs = (replace(c, loss_weights=dict(c.loss_weights)) for c in (config, TrainConfig.from_dict(stored)))
-    for fitted in (mine, theirs):  # compared as trained: the run's weights were fitted to this dataset
-        fit_loss_weights(fitted, info)
-    mine_values, their_values = mine.to_dict(), theirs.to_dict()
+def options_a_resume_would_ignore(config: TrainConfig, stored: dict, given: set[str] | None = None) -> list[str]:
+    """The options of `config` that differ from the run's (`stored`, as it was asked for): a resume takes
+    those from the checkpoint, so they would be dropped unseen. `given` limits the check to the options
+    written on a command line; from Python, every field counts (``steps=None`` stands for the run's)."""
+    mine, theirs = config.to_dict(), TrainConfig.from_dict(stored).to_dict()
     return [
-        f"{name} {mine_values[name]!r} (the run's: {their_values[name]!r})"
-        for name in mine_values
+        f"{name} {mine[name]!r} (the run's: {theirs[name]!r})"
+        for name in mine
         if name not in SESSION_FIELDS
         and (given is None or name in given)
-        and not (name == "steps" and mine_values[name] is None)
-        and mine_values[name] != their_values[name]
+        and not (name == "steps" and mine[name] is None)
+        and mine[name] != theirs[name]
     ]
 
 
@@ -65,7 +58,7 @@ def resolve_config(
             f"{config.data}: not the dataset {path} was trained on (other build settings, sample count or "
             "index.csv); resume on that dataset"
         )
-    if ignored := options_a_resume_would_ignore(config, checkpoint["config"], info, given):
+    if ignored := options_a_resume_would_ignore(config, checkpoint["config"], given):
         raise ValueError(
             f"{config.out}: a resume continues the run as it was configured, and these options differ from it: "
             f"{'; '.join(ignored)}. Give the run's values (or leave them out on the command line), or start a "

@@ -73,11 +73,7 @@ from .schedule import (
 )
 from .store import write_json_atomic
 from .tensorboard_log import PREVIEW_SAMPLES, TrainingBoard, board_dir
-from .train_config import (
-    TrainConfig,
-    fit_loss_weights,
-    split_names,
-)
+from .train_config import TrainConfig, TrainingPlan, split_names
 from .transforms import BatchNormaliser, make_transforms
 
 # --- the run -----------------------------------------------------------------------------
@@ -94,16 +90,17 @@ class Position:
 class Run:
     """The state of one training session: model, optimizer, data, logs. `train` drives it."""
 
-    def __init__(self, config: TrainConfig, ranks: Distributed, info: DatasetInfo):
+    def __init__(
+        self, config: TrainConfig, ranks: Distributed, info: DatasetInfo, plan: TrainingPlan | None = None
+    ) -> None:
         self.config, self.ranks, self.device, self.info = config, ranks, ranks.device, info
         self.out = Path(config.out)
-        turned_off = fit_loss_weights(config, info)  # on every rank: they must train the same loss
-        if ranks.main and turned_off:
-            print(f"{config.data}: depth not drawn from the ground geometry; loss terms off: {', '.join(turned_off)}")
+        self.plan = plan or TrainingPlan.make(config, info)[0]
+        """What the run worked out (steps, fitted loss weights, sizes): from its checkpoint on a resume."""
         self.stats = info.statistics
         self.dataset = info.identity
         self.normaliser = BatchNormaliser(self.stats).to(self.device)
-        self.sizes = config.sizes or (info.size,)
+        self.sizes = self.plan.sizes
         train_split, self.val_split = split_names(config.split)
         self.train_set = limited(self.training_samples(train_split), config.train_limit)
         self.val_set = evenly_spaced(FgBgDataset(info, self.val_split), config.val_samples)
@@ -116,7 +113,7 @@ class Run:
         self.model = build_model(config.model).to(self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.loss = FgBgLoss(LossWeights(**config.loss_weights), mode=config.mode)
+        self.loss = FgBgLoss(LossWeights(**self.plan.loss_weights), mode=config.mode)
         self.dtype = amp_dtype(self.device, config.amp)
         self.finite_every = finite_check_interval(self.device)
         # the loss's own check reads the loss back at once and raises on this rank alone: only where every
@@ -161,7 +158,7 @@ class Run:
 
     def prepare_optimization(self) -> None:
         self.optimizer = make_optimizer(self.config, self.model)
-        self.scheduler = make_scheduler(self.config, self.optimizer)
+        self.scheduler = make_scheduler(self.config, self.plan.steps, self.optimizer)
         self.scaler = make_scaler(self.device, self.dtype)
         self.guard = FiniteGuard(self.device, self.scaler.is_enabled(), lambda flag: any_rank(flag, self.ranks))
         if self.ranks.active:
@@ -317,6 +314,7 @@ class Run:
             "best_step": self.best_step,
             "rows": self.rows,
             "config": self.config.to_dict(),
+            "plan": self.plan.to_dict(),
             "dataset": self.dataset,
             "statistics": self.stats,
         }
@@ -410,9 +408,15 @@ def train(config: TrainConfig, resume: bool | None = None, given: set[str] | Non
 def run_training(
     config: TrainConfig, resume_from: tuple[Path, dict] | None, ranks: Distributed, info: DatasetInfo, started: float
 ) -> dict:
-    run = Run(config, ranks, info)
-    if config.steps is None:
-        config.steps = calibrate_steps(run)
+    if resume_from is None:
+        plan, turned_off = TrainingPlan.make(config, info)  # on every rank: they must train the same loss
+        if ranks.main and turned_off:
+            print(f"{config.data}: depth not drawn from the ground geometry; loss terms off: {', '.join(turned_off)}")
+    else:
+        plan = TrainingPlan.from_dict(resume_from[1]["plan"])
+    run = Run(config, ranks, info, plan)
+    if plan.steps is None:
+        plan.steps = calibrate_steps(run)
     run.prepare_optimization()
     if resume_from is not None:
         run.restore(*resume_from)
@@ -421,10 +425,11 @@ def run_training(
         if resume_from is None and (previous := set_aside_previous_checkpoints(run.out)) is not None:
             print(f"{run.out}: a fresh run; the checkpoints already there were moved to {previous}")
         write_json_atomic(run.out / "config.json", config.to_dict())
+        write_json_atomic(run.out / "plan.json", plan.to_dict())
         run.board = TrainingBoard(board_dir(run.out), run.position.step, config.batch_size * ranks.world)
     timer = StepTimer(ranks.device)
     stopped = loop(run, timer, started)
-    size = size_at(max(run.position.step - 1, 0), config.steps, run.sizes)
+    size = size_at(max(run.position.step - 1, 0), plan.steps, run.sizes)
     if not run.rows or run.rows[-1]["step"] != run.position.step:
         run.checkpoint(size)
     return finish(run, timer, stopped, started)
@@ -438,11 +443,12 @@ def loop(run: Run, timer: StepTimer, started: float) -> str:
     config = run.config
     last_save = looping = time.perf_counter()
     saving = 0.0  # seconds the last checkpoint took (validation included)
-    bar = progress_bar(total=config.steps, initial=run.position.step, enabled=config.progress and run.ranks.main)
+    plan = run.plan
+    bar = progress_bar(total=plan.steps, initial=run.position.step, enabled=config.progress and run.ranks.main)
     try:
-        while run.position.step < config.steps:
-            size = size_at(run.position.step, config.steps, run.sizes)
-            stop = next_size_change(run.position.step, config.steps, run.sizes)
+        while run.position.step < plan.steps:
+            size = size_at(run.position.step, plan.steps, run.sizes)
+            stop = next_size_change(run.position.step, plan.steps, run.sizes)
             timer.restart()
             for batch in run.loader(size, stop):
                 lr = run.scheduler.get_last_lr()[0]
@@ -464,7 +470,7 @@ def loop(run: Run, timer: StepTimer, started: float) -> str:
                     saving = last_save - saving_from
                     timer.restart()
                     if replanned:
-                        bar.total = config.steps
+                        bar.total = plan.steps
                         bar.refresh()
                         break  # the size schedule may have moved: a new loader
                 if over_budget(run, started):
@@ -480,29 +486,31 @@ def loop(run: Run, timer: StepTimer, started: float) -> str:
 
 
 def replan(run: Run, spent: float, started: float, reserve: float) -> bool:
-    """Fit `config.steps` (of a fresh session) to the rest of its budget less `reserve` seconds
+    """Fit the plan's steps (of a fresh session) to the rest of its budget less `reserve` seconds
     (the checkpoint about to be written and the final one), moving the LR schedule with it;
     True if the plan changed. `spent`: seconds since the loop began."""
-    config = run.config
+    config, plan = run.config, run.plan
     left = config.minutes * 60 - (time.perf_counter() - started) - reserve
-    steps = replanned_steps(run.position.step, config.steps, run.sizes, run.step_costs, spent / run.cost_done, left)
+    steps = replanned_steps(run.position.step, plan.steps, run.sizes, run.step_costs, spent / run.cost_done, left)
     if run.ranks.active:  # every rank must agree on the schedule
         value = torch.tensor([steps], device=run.device)
         dist.broadcast(value, src=0)
         steps = int(value.item())
-    if steps == config.steps:
+    if steps == plan.steps:
         return False
-    previous, config.steps = config.steps, steps
+    previous, plan.steps = plan.steps, steps
     if run.ranks.main:
         print(f"step {run.position.step}: re-planned to {steps} steps (was {previous}) to end on time", flush=True)
-        write_json_atomic(run.out / "config.json", config.to_dict())
-    run.scheduler = make_scheduler(config, run.optimizer, run.position.step)
+        write_json_atomic(run.out / "plan.json", plan.to_dict())
+    run.scheduler = make_scheduler(config, plan.steps, run.optimizer, run.position.step)
     return True
 
 
 def due(run: Run, last_save: float) -> bool:
     config, step = run.config, run.position.step
-    by_steps = bool(config.checkpoint_every_steps) and step % config.checkpoint_every_steps == 0 and step < config.steps
+    by_steps = (
+        bool(config.checkpoint_every_steps) and step % config.checkpoint_every_steps == 0 and step < run.plan.steps
+    )
     if config.checkpoint_every_minutes is None:
         return by_steps
     late = time.perf_counter() - last_save >= config.checkpoint_every_minutes * 60
@@ -510,7 +518,7 @@ def due(run: Run, last_save: float) -> bool:
 
 
 def over_budget(run: Run, started: float) -> bool:
-    if run.config.minutes is None or run.position.step >= run.config.steps:
+    if run.config.minutes is None or run.position.step >= run.plan.steps:
         return False
     return any_rank(time.perf_counter() - started >= run.config.minutes * 60, run.ranks)
 

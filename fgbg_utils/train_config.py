@@ -32,7 +32,7 @@ move (a Colab session copies the dataset to a new place) but must be the same da
 (`DatasetInfo.identity`)."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """One training run. Give `steps`, or `minutes` alone: then `steps` is calibrated at the start
     and re-planned at every checkpoint from the measured pace (`replanned_steps`). The defaults are
@@ -118,9 +118,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
-        config = cls(**{k: v for k, v in values.items() if k in known})
-        config.sizes = tuple(int(s) for s in config.sizes)
-        return config
+        chosen = {k: v for k, v in values.items() if k in known}
+        return cls(**{**chosen, "sizes": tuple(int(s) for s in chosen.get("sizes", ()))})
 
 
 GEOMETRIC_TERMS = ("depth_ground", "depth_horizon")
@@ -128,20 +127,44 @@ GEOMETRIC_TERMS = ("depth_ground", "depth_horizon")
 `losses.horizon_from_depth`)."""
 
 
-def fit_loss_weights(config: TrainConfig, info: DatasetInfo) -> list[str]:
-    """Set the `GEOMETRIC_TERMS` weights to 0 in `config` when the dataset's depth is not drawn from the
-    ground-plane model (`geometric`, or its `prior` for photos) but, say, imported or from MiDaS; return
-    the terms turned off.
+def fitted_loss_weights(config: TrainConfig, info: DatasetInfo) -> tuple[dict[str, float], list[str]]:
+    """`config`'s loss weights with the `GEOMETRIC_TERMS` at 0 when the dataset's depth is not drawn
+    from the ground-plane model (`geometric`, or its `prior` for photos) but, say, imported or from
+    MiDaS; and the terms so turned off.
 
     Their targets assume inverse depth that is exactly linear in the row over flat ground and constant up
     an upright thing. Relative depth from a network is smooth across both, so those targets would be
     noise: every pixel "ground", a horizon wherever the map's values reach 0.
     """
     if info.depth_source in ("geometric", "prior"):
-        return []
+        return dict(config.loss_weights), []
     turned_off = [name for name in GEOMETRIC_TERMS if config.loss_weights.get(name, 0) > 0]
-    config.loss_weights = {**config.loss_weights, **dict.fromkeys(turned_off, 0.0)}
-    return turned_off
+    return {**config.loss_weights, **dict.fromkeys(turned_off, 0.0)}, turned_off
+
+
+@dataclass
+class TrainingPlan:
+    """What a run worked out from its (frozen) config and its dataset, saved with every checkpoint and
+    in RUN/plan.json: the step count (as given, calibrated from `minutes`, or re-planned to end on time),
+    the loss weights fitted to the dataset's depth, and the sizes (the dataset's when none were given)."""
+
+    steps: int | None
+    loss_weights: dict[str, float]
+    sizes: tuple[int, ...]
+
+    @classmethod
+    def make(cls, config: TrainConfig, info: DatasetInfo) -> tuple[TrainingPlan, list[str]]:
+        """The plan of a fresh run (steps still None when they are to be calibrated), and the loss
+        terms turned off for this dataset."""
+        weights, turned_off = fitted_loss_weights(config, info)
+        return cls(config.steps, weights, config.sizes or (info.size,)), turned_off
+
+    def to_dict(self) -> dict:
+        return {"steps": self.steps, "loss_weights": dict(self.loss_weights), "sizes": list(self.sizes)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainingPlan:
+        return cls(values["steps"], dict(values["loss_weights"]), tuple(int(s) for s in values["sizes"]))
 
 
 def split_names(family: str) -> tuple[str, str]:

@@ -214,8 +214,6 @@ def png_bytes(image: np.ndarray) -> bytes:
 
 backgrounds = {"my_room.png": png_bytes(chosen[0]["bg"])}
 photos = {"my_room_with_object.png": png_bytes(chosen[0]["fg_bg"])}
-uploaded = predict_uploads(
-    checkpoint, backgrounds, photos, out_dir / "example_upload", at=AT, progress=False
-)
+uploaded = predict_uploads(checkpoint, backgrounds, photos, out_dir / "example_upload", at=AT, progress=False)
 figure = show_prediction(uploaded[0])
 plt.show()

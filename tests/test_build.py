@@ -256,7 +256,7 @@ def test_another_dataset_is_never_built_over_and_notebooks_use_it(small_dataset,
     before = file_bytes(root)
     with pytest.raises(ValueError, match="holds a dataset built with other settings"):
         make_dataset(root, replace(SMALL, seed=99), workers=1, progress=False)
-    assert ensure_dataset(root, replace(SMALL, seed=99)) == read_manifest(root)
+    assert ensure_dataset(root, replace(SMALL, seed=99)).manifest == read_manifest(root)
     assert "using the dataset there (72 samples)" in capsys.readouterr().out
     assert file_bytes(root) == before
 

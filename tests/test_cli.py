@@ -101,13 +101,14 @@ def test_train_and_evaluate_share_their_common_options():
 def test_evaluate_passes_no_progress_on(monkeypatch, flags, progress):
     calls = []
 
-    def fake_evaluate(**options):
-        calls.append(options)
+    def fake_evaluate(info, **options):
+        calls.append((info, options))
         return {"split": "unseen_test", "samples": 0, "metrics": {}}
 
     monkeypatch.setattr(evaluate_module, "evaluate", fake_evaluate)
+    monkeypatch.setattr(cli.DatasetInfo, "open", lambda root: f"opened {root}")
     assert cli.main(["evaluate", "--data", "D", "--checkpoint", "C", *flags]) == 0
-    assert calls[0]["progress"] is progress
+    assert calls[0][0] == "opened D" and calls[0][1]["progress"] is progress
 
 
 class Terminal(io.StringIO):

@@ -22,6 +22,7 @@ from fgbg_utils.extract import copy_dataset, safe_extract
 from fgbg_utils.manifest import read_manifest
 from fgbg_utils.report import write_report
 from fgbg_utils.runtime import mount_drive
+from fgbg_utils.splits import compute_splits
 from fgbg_utils.store import read_index, read_png, read_sample, read_shard_meta
 from fgbg_utils.train import train
 from fgbg_utils.train_config import TrainConfig
@@ -428,12 +429,13 @@ def test_an_import_loads_splits_trains_and_reports(small_dataset, course_folder,
 
     config = TrainConfig(data=str(out), out=str(tmp_path / "run"), steps=1, sizes=(32,), progress=False)
     assert train(config)["steps"] == 1
-    recorded = json.loads((tmp_path / "run" / "config.json").read_text())["loss_weights"]
+    recorded = json.loads((tmp_path / "run" / "plan.json").read_text())["loss_weights"]
     assert recorded["depth_ground"] == recorded["depth_horizon"] == 0, "imported depth is not the ground model's"
     assert recorded["depth_l1"] == 1
     with pytest.raises(ValueError, match="no foregrounds to compose from; read it with FgBgDataset"):
         VirtualFgBgDataset(DatasetInfo.open(out))
 
     assert (out / "splits.json").exists()
+    (out / "splits.json").write_text(json.dumps({"samples": 1}))
     import_course_layout(folder, out, per_background=per_bg, progress=False)
-    assert not (out / "splits.json").exists(), "the splits of an earlier import are not this one's"
+    assert json.loads((out / "splits.json").read_text()) == compute_splits(DatasetInfo.open(out)), "made anew"
