@@ -531,7 +531,8 @@ class VirtualFgBgDataset(Dataset):
     training images resized as evaluation resizes them, pass `transform` instead: it is applied
     per sample on the CPU to the uint8 arrays, like `FgBgDataset`'s (e.g. `make_transforms`).
     `output="uint8"` returns uint8 batches (see the module's doc; with `size` != the build's size
-    the resize is done in float and rounded).
+    the images are resized as uint8 on the CPU, by torch's uint8 antialiased bilinear, within one level
+    of the float resize rounded, which other devices do).
     `batch(positions)` gives a batched dict;
     `__getitem__` and `__getitems__` make it usable with a DataLoader too (`make_loader`).
     """
@@ -745,6 +746,13 @@ class VirtualFgBgDataset(Dataset):
             out = {k: torch.stack([sample[k] for sample in samples]).to(self.device) for k in samples[0]}
         elif self.output == "uint8" and self.size == self.build_size:
             out = dict(composed)
+        elif self.output == "uint8" and self.device.type == "cpu":  # torch's uint8 resize: 4x cheaper than float's
+            size = (self.size, self.size)
+            out = {
+                key: F.interpolate(composed[key], size=size, mode="bilinear", align_corners=False, antialias=True)
+                for key in ("bg", "fg_bg")
+            }
+            out.update({key: resize_nearest(composed[key], self.size) for key in ("mask", "depth")})
         else:
             out = {
                 "bg": composed["bg"].float().div_(255.0),

@@ -38,6 +38,7 @@ from torch import nn
 from torch.utils.data import Dataset, Sampler, Subset
 from tqdm.auto import tqdm
 
+from .batch_augment import BatchAugmentation, batch_generator
 from .data import FgBgDataset, VirtualFgBgDataset, _passthrough, evenly_spaced, make_loader
 from .loss_guard import SKIPPED_IN_A_ROW, FiniteGuard
 from .losses import FgBgLoss, LossWeights, NonFiniteLossError
@@ -122,8 +123,8 @@ class TrainConfig:
     virtual: bool = False
     """Compose the training samples from bg/ and fg/ on the training device (`VirtualFgBgDataset`) instead
     of reading the shards: no loader workers on a GPU. Without augmentation a batch never leaves the device
-    (resized, when `sizes` differ from the build's, by torch's antialiased bilinear); with it, the
-    augmentation runs per sample on the CPU. Validation reads the shards either way."""
+    (resized, when `sizes` differ from the build's, by torch's antialiased bilinear), and augmentation is
+    `BatchAugmentation` on that device. Validation reads the shards either way."""
 
     def validate(self) -> None:
         """Raise ValueError naming every option out of range, before a run writes anything (a
@@ -283,11 +284,12 @@ class SeededSamples(Dataset):
 
 class SeededBatches(Dataset):
     """`SeededSamples` for a `VirtualFgBgDataset` (or a Subset of one), a batch at a time: one batched
-    composition on its device when nothing augments it; with an augmentation, one sample at a time,
-    each after reseeding it, so the samples are those `SeededSamples` would give."""
+    composition on its device, then `augmentation` (if any) on that device, seeded by the batch's sample
+    seeds; with a per-sample transform, one sample at a time, each after reseeding it, so the samples are
+    those `SeededSamples` would give."""
 
-    def __init__(self, dataset: Dataset):
-        self.dataset = dataset
+    def __init__(self, dataset: Dataset, augmentation: BatchAugmentation | None = None):
+        self.dataset, self.augmentation = dataset, augmentation
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -297,7 +299,10 @@ class SeededBatches(Dataset):
         rows = [self.dataset.indices[i] if isinstance(self.dataset, Subset) else i for i, _ in keys]
         pipeline = getattr(getattr(base, "transform", None), "pipeline", None)
         if pipeline is None or not hasattr(pipeline, "set_random_seed"):
-            return base.batch(rows)
+            batch = base.batch(rows)
+            if self.augmentation is None:
+                return batch
+            return self.augmentation(batch, batch_generator(*(seed for _, seed in keys)))
         samples = []
         for row, (_, seed) in zip(rows, keys, strict=True):
             pipeline.set_random_seed(seed)
@@ -768,7 +773,7 @@ class Run:
 
     def use_size(self, dataset: Dataset, size: int, train: bool) -> None:
         base, augment = _base(dataset), train and self.config.augment
-        if isinstance(base, VirtualFgBgDataset) and not augment:  # composed and resized on the device
+        if isinstance(base, VirtualFgBgDataset):  # composed and resized on the device, augmented by SeededBatches
             base.transform, base.size = None, size
             return
         base.transform = make_transforms(size, train=augment, stats=self.stats, output="uint8")
@@ -806,7 +811,9 @@ class Run:
         workers = 0 if self.virtual and self.device.type == "cuda" else self.config.workers
         options = {"collate_fn": _passthrough, "pin_memory": False} if self.virtual else {}
         return make_loader(
-            SeededBatches(self.train_set) if self.virtual else SeededSamples(self.train_set),
+            SeededBatches(self.train_set, BatchAugmentation() if self.config.augment else None)
+            if self.virtual
+            else SeededSamples(self.train_set),
             batch_size=1,
             workers=workers,
             device=self.device,
