@@ -117,15 +117,8 @@ class BatchAugmentation:
                     out[key] = move(batch[key], draws)
         changes_colour = (draws.contrast != 1) | (draws.brightness != 0) | (draws.hue != 0)
         changes_colour |= (draws.saturation != 1) | (draws.noise_std > 0)
-        chosen = torch.nonzero(changes_colour).flatten()
-        if len(chosen) == 0:
-            return out
-        images = [out[key] for key in ("bg", "fg_bg")]
-        device = images[0].device
-        index = chosen.to(device)
-        changed = recolour([image.index_select(0, index) for image in images], draws, chosen)
-        for key, image, new in zip(("bg", "fg_bg"), images, changed, strict=True):
-            out[key] = image.index_copy(0, index, new)
+        if bool(changes_colour.any()):
+            out["bg"], out["fg_bg"] = recolour([out["bg"], out["fg_bg"]], draws)
         return out
 
     def __call__(self, batch: dict, generator: torch.Generator) -> dict:
@@ -159,25 +152,25 @@ def colour_matrices(hue: torch.Tensor, saturation: torch.Tensor) -> torch.Tensor
     return torch.linalg.inv(RGB_TO_YIQ) @ chroma @ RGB_TO_YIQ
 
 
-def recolour(images: list[torch.Tensor], draws: Draws, chosen: torch.Tensor) -> list[torch.Tensor]:
-    """The colour steps on the samples `chosen` of each image batch in `images` (the same draws and
-    noise for each), returned in their dtype. Brightness/contrast and hue/saturation are applied as
-    one affine map per sample (``M (c x + b) = (M c) x + b``: M keeps grey, so it keeps the offset
-    b on every channel), clipped once; then the noise, clipped again."""
+def recolour(images: list[torch.Tensor], draws: Draws) -> list[torch.Tensor]:
+    """The colour steps on each image batch in `images` (the same draws and noise for each), returned
+    in their dtype. Brightness/contrast and hue/saturation are applied as one affine map per sample
+    (``M (c x + b) = (M c) x + b``: M keeps grey, so it keeps the offset b on every channel), clipped
+    once; then the noise, clipped again. A sample with neutral draws comes back unchanged (its map is
+    exactly the identity, and rounding returns its uint8 values)."""
     dtype, device = images[0].dtype, images[0].device
     peak = 255.0 if dtype == torch.uint8 else 1.0
-    n = len(chosen)
-    matrices = colour_matrices(draws.hue[chosen], draws.saturation[chosen]) * draws.contrast[chosen].double().view(
-        n, 1, 1
-    )
-    offsets = (draws.brightness[chosen].double() * peak).view(n, 1).expand(n, 3)
+    n = len(draws.hue)
+    matrices = colour_matrices(draws.hue, draws.saturation) * draws.contrast.double().view(n, 1, 1)
+    matrices[(draws.hue == 0) & (draws.saturation == 1) & (draws.contrast == 1)] = torch.eye(3, dtype=torch.float64)
+    offsets = (draws.brightness.double() * peak).view(n, 1).expand(n, 3)
     matrices, offsets = matrices.float().to(device), offsets.float().to(device)
-    noisy = torch.nonzero(draws.noise_std[chosen] > 0).flatten()
+    noisy = torch.nonzero(draws.noise_std > 0).flatten()
     noise = None
     if len(noisy):
         generator = torch.Generator(device=device).manual_seed(draws.noise_seed)
         shape = (len(noisy), *images[0].shape[1:])
-        std = draws.noise_std[chosen][noisy].to(device).view(-1, 1, 1, 1) * peak
+        std = draws.noise_std[noisy].to(device).view(-1, 1, 1, 1) * peak
         noise = torch.randn(shape, generator=generator, device=device).mul_(std)
         noisy = noisy.to(device)
     out = []

@@ -53,6 +53,17 @@ def test_a_zero_draw_returns_the_input():
     batch = square_batch(dtype=torch.float32)
     out = BatchAugmentation().apply(batch, Draws.neutral(16))
     assert all(torch.equal(out[k], batch[k]) for k in batch)
+    augmentation = BatchAugmentation()
+    draws = augmentation.draw(16, SIZE, SIZE, batch_generator(4))
+    neutral = Draws.neutral(16)
+    still = torch.tensor([0, 5, 9])
+    for name in ("flip", "shift_y", "shift_x", "contrast", "brightness", "hue", "saturation", "noise_std"):
+        getattr(draws, name)[still] = getattr(neutral, name)[still]
+    for dtype in (torch.uint8, torch.float32):
+        batch = square_batch(dtype=dtype)
+        out = augmentation.apply(batch, draws)
+        assert all(torch.equal(out[k][still], batch[k][still]) for k in ("bg", "fg_bg", "mask", "depth"))
+        assert not torch.equal(out["fg_bg"], batch["fg_bg"])
     generator = batch_generator(3)
     unchanged = BatchAugmentation(geometric=False, photometric=False)(square_batch(), generator)
     assert all(torch.equal(unchanged[k], square_batch()[k]) for k in batch)
