@@ -37,6 +37,8 @@ FLIP_P, SHIFT_P = 0.5, 0.7
 BRIGHTNESS_CONTRAST_P, BRIGHTNESS, CONTRAST = 0.5, 0.2, 0.2
 HUE_SATURATION_P, HUE_DEGREES, SATURATION = 0.5, 10.0, 15.0 / 128.0
 NOISE_P, NOISE_STD = 0.3, (0.01, 0.03)
+CPU_CHUNK_PIXELS = 2**17
+"""Pixels per sample times samples that `recolour` converts to float at once on a CPU."""
 
 RGB_TO_YIQ = torch.tensor(
     [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]], dtype=torch.float64
@@ -157,7 +159,8 @@ def recolour(images: list[torch.Tensor], draws: Draws) -> list[torch.Tensor]:
     in their dtype. Brightness/contrast and hue/saturation are applied as one affine map per sample
     (``M (c x + b) = (M c) x + b``: M keeps grey, so it keeps the offset b on every channel), clipped
     once; then the noise, clipped again. A sample with neutral draws comes back unchanged (its map is
-    exactly the identity, and rounding returns its uint8 values)."""
+    exactly the identity, and rounding returns its uint8 values). On a CPU the samples are worked on a
+    few at a time (`CPU_CHUNK_PIXELS`), which keeps the float copies in cache."""
     dtype, device = images[0].dtype, images[0].device
     peak = 255.0 if dtype == torch.uint8 else 1.0
     n = len(draws.hue)
@@ -166,20 +169,24 @@ def recolour(images: list[torch.Tensor], draws: Draws) -> list[torch.Tensor]:
     offsets = (draws.brightness.double() * peak).view(n, 1).expand(n, 3)
     matrices, offsets = matrices.float().to(device), offsets.float().to(device)
     noisy = torch.nonzero(draws.noise_std > 0).flatten()
-    noise = None
+    noise_row = torch.full((n,), -1, dtype=torch.int64)
+    noise_row[noisy] = torch.arange(len(noisy))
     if len(noisy):
         generator = torch.Generator(device=device).manual_seed(draws.noise_seed)
-        shape = (len(noisy), *images[0].shape[1:])
         std = draws.noise_std[noisy].to(device).view(-1, 1, 1, 1) * peak
-        noise = torch.randn(shape, generator=generator, device=device).mul_(std)
-        noisy = noisy.to(device)
-    out = []
-    for image in images:
-        x = mix_channels(image.float(), matrices, offsets).clamp_(0, peak)
-        if noise is not None:
-            x = x.index_add_(0, noisy, noise).clamp_(0, peak)
-        out.append(x.add_(0.5).to(torch.uint8) if dtype == torch.uint8 else x.to(dtype))  # rounded: x >= 0
-    return out
+        noise = torch.randn((len(noisy), *images[0].shape[1:]), generator=generator, device=device).mul_(std)
+    outs = [torch.empty_like(image) for image in images]
+    step = n if device.type != "cpu" else max(1, CPU_CHUNK_PIXELS // images[0][0, 0].numel())
+    for start in range(0, n, step):
+        part = slice(start, start + step)
+        rows = noise_row[part]
+        where, rows = torch.nonzero(rows >= 0).flatten().to(device), rows[rows >= 0].to(device)
+        for image, out in zip(images, outs, strict=True):
+            x = mix_channels(image[part].float(), matrices[part], offsets[part]).clamp_(0, peak)
+            if len(where):
+                x = x.index_add_(0, where, noise.index_select(0, rows)).clamp_(0, peak)
+            out[part] = x.add_(0.5) if dtype == torch.uint8 else x  # to uint8 by truncation: rounded, x >= 0
+    return outs
 
 
 def mix_channels(images: torch.Tensor, matrices: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
