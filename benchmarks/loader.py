@@ -3,7 +3,7 @@ the CPU, and the naive per-file PIL loader of the course notebooks, on the same 
 
 (a) FgBgDataset + make_loader (eval transform, output="uint8": uint8 tensors, normalised later
     on the device by `prepare_batch`), 2 workers.
-(b) VirtualFgBgDataset(DatasetInfo.open(output="uint8")) on the CPU through make_loader, 2 workers: a
+(b) VirtualFgBgDataset(info, output="uint8") on the CPU through make_loader, 2 workers: a
     `VirtualBatchLoader`, whose workers blend each batch's object boxes with NumPy/OpenCV and
     send only those; the main process pastes them into the backgrounds it holds (timed too).
 (c) the notebooks' loader: the same samples extracted (untimed) to fg_bg/, mask/, depth/ and
@@ -22,8 +22,11 @@ printed beside it) with the training augmentation (flips, shift, colour) of `mak
 as the baseline (`WarpThenResize`: albumentations' affine shift of the stored 224 px images,
 then the resize), each over the zip shards (FgBgDataset, what `train` reads) and over the
 virtual dataset on the CPU; ratios against the baseline on the same dataset (target >= 4x at
-96 px); and, to read them by, the CPU time per sample, in this process, of reading a sample from
-the zip and of each transform. One run; the loaders run one after another on the same machine.
+96 px); then `train --virtual`'s loader (whole batches composed and resized by the virtual dataset,
+augmented in torch by `BatchAugmentation`, through `SeededBatches`) with 2 workers and in-process,
+against the zip shards' warp-then-resize loader; and, to read them by, the CPU time per sample,
+in this process, of reading a sample from the zip and of each transform. One run; the loaders run
+one after another on the same machine (`--training-only`: the training loaders alone).
 """
 
 from __future__ import annotations
@@ -42,10 +45,12 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import ToTensor
 
+from fgbg_utils.batch_augment import BatchAugmentation
 from fgbg_utils.build import BuildConfig, make_dataset
-from fgbg_utils.data import FgBgDataset, VirtualFgBgDataset, make_loader
+from fgbg_utils.data import FgBgDataset, VirtualFgBgDataset, _passthrough, make_loader
 from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.manifest import read_manifest
+from fgbg_utils.schedule import EpochBatches, SeededBatches
 from fgbg_utils.store import MANIFEST_NAME, member_names, shard_name
 from fgbg_utils.transforms import BatchNormaliser, make_transforms, prepare_batch, uint8_tensors
 
@@ -155,6 +160,7 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path("runs/bench/loader"))
     parser.add_argument("--samples", type=int, default=4000, help="samples per loader (the first N of the dataset)")
     parser.add_argument("--training-samples", type=int, default=2000, help="samples per training loader")
+    parser.add_argument("--training-only", action="store_true", help="only the training loaders' section")
     args = parser.parse_args()
     torch.set_num_threads(1)  # the workers do the work; the main process only waits
     if not (args.root / MANIFEST_NAME).exists():
@@ -163,6 +169,9 @@ def main() -> None:
     manifest = read_manifest(args.root)
     size = manifest["generation"]["parameters"]["size"]
     samples = list(range(min(args.samples, manifest["counts"]["samples"])))
+    if args.training_only:
+        training_loaders(args.root, manifest, samples[: args.training_samples])
+        return
     n = len(samples)
     naive_folder = args.root.parent / f"{args.root.name}_files"
     extract(args.root, naive_folder, samples)
@@ -243,6 +252,38 @@ def training_loaders(root: Path, manifest: dict, samples: list[int]) -> None:
             former, new = rates.values()
             target = " (target >= 4x)" if size == 96 else ""
             print(f"  {size:3d} px {source:7s} new / former = {new / former:.1f}x{target}")
+            if source == "zip":
+                baseline = former
+        for workers in (WORKERS, 0):
+            rate, first = batch_augmented(root, samples, size, workers)
+            where = f"{workers} workers" if workers else "in-process"
+            print(
+                f"  {size:3d} px virtual + BatchAugmentation ({where}) {rate:8.0f} samples/s "
+                f"(first epoch: {first:.0f}); / zip warp then resize = {rate / baseline:.1f}x"
+                + (" (target >= 4x)" if size == 96 else "")
+            )
+
+
+def batch_augmented(root: Path, samples: list[int], size: int, workers: int) -> tuple[float, float]:
+    """samples/s of `train --virtual`'s training loader on the CPU (second epoch, then first): whole
+    batches composed and resized by VirtualFgBgDataset and augmented by `BatchAugmentation`
+    (`SeededBatches`), in `workers` worker processes or in this one."""
+    dataset = VirtualFgBgDataset(DatasetInfo.open(root), split=samples, size=size, output="uint8")
+    sampler = EpochBatches(len(dataset), BATCH, seed=0, epoch=0)
+    loader = make_loader(
+        SeededBatches(dataset, BatchAugmentation()),
+        batch_size=1,
+        workers=workers,
+        device="cpu",
+        persistent_workers=workers > 0,
+        batch_sampler=sampler,
+        collate_fn=_passthrough,
+        pin_memory=False,
+    )
+    n = len(sampler) * BATCH
+    first = run(loader, n)["rate"]
+    sampler.epoch = 1
+    return run(loader, n)["rate"], first
 
 
 if __name__ == "__main__":

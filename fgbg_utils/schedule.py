@@ -15,6 +15,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Dataset, Sampler, Subset
 
+from .batch_augment import BatchAugmentation, batch_generator
 from .optimization import (
     make_optimizer,
     optimizer_step,
@@ -147,11 +148,12 @@ class SeededSamples(Dataset):
 
 class SeededBatches(Dataset):
     """`SeededSamples` for a `VirtualFgBgDataset` (or a Subset of one), a batch at a time: one batched
-    composition on its device when nothing augments it; with an augmentation, one sample at a time,
-    each after reseeding it, so the samples are those `SeededSamples` would give."""
+    composition on its device, then `augmentation` (if any) on that device, seeded by the batch's sample
+    seeds; with a per-sample transform, one sample at a time, each after reseeding it, so the samples are
+    those `SeededSamples` would give."""
 
-    def __init__(self, dataset: Dataset):
-        self.dataset = dataset
+    def __init__(self, dataset: Dataset, augmentation: BatchAugmentation | None = None):
+        self.dataset, self.augmentation = dataset, augmentation
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -161,7 +163,10 @@ class SeededBatches(Dataset):
         rows = [self.dataset.indices[i] if isinstance(self.dataset, Subset) else i for i, _ in keys]
         pipeline = getattr(getattr(base, "transform", None), "pipeline", None)
         if pipeline is None or not hasattr(pipeline, "set_random_seed"):
-            return base.batch(rows)
+            batch = base.batch(rows)
+            if self.augmentation is None:
+                return batch
+            return self.augmentation(batch, batch_generator(*(seed for _, seed in keys)))
         samples = []
         for row, (_, seed) in zip(rows, keys, strict=True):
             pipeline.set_random_seed(seed)

@@ -26,6 +26,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Dataset, Sampler, Subset
 
+from .batch_augment import BatchAugmentation
 from .checkpoints import (
     CHECKPOINT_FORMAT,
     checkpoint_dir,
@@ -170,7 +171,7 @@ class Run:
 
     def use_size(self, dataset: Dataset, size: int, train: bool) -> None:
         base, augment = _base(dataset), train and self.config.augment
-        if isinstance(base, VirtualFgBgDataset) and not augment:  # composed and resized on the device
+        if isinstance(base, VirtualFgBgDataset):  # composed and resized on the device, augmented by SeededBatches
             base.transform, base.size = None, size
             return
         base.transform = make_transforms(size, train=augment, stats=self.stats, output="uint8")
@@ -208,7 +209,9 @@ class Run:
         workers = 0 if self.virtual and self.device.type == "cuda" else self.config.workers
         options = {"collate_fn": _passthrough, "pin_memory": False} if self.virtual else {}
         return make_loader(
-            SeededBatches(self.train_set) if self.virtual else SeededSamples(self.train_set),
+            SeededBatches(self.train_set, BatchAugmentation() if self.config.augment else None)
+            if self.virtual
+            else SeededSamples(self.train_set),
             batch_size=1,
             workers=workers,
             device=self.device,

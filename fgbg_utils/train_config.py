@@ -75,8 +75,8 @@ class TrainConfig:
     virtual: bool = False
     """Compose the training samples from bg/ and fg/ on the training device (`VirtualFgBgDataset`) instead
     of reading the shards: no loader workers on a GPU. Without augmentation a batch never leaves the device
-    (resized, when `sizes` differ from the build's, by torch's antialiased bilinear); with it, the
-    augmentation runs per sample on the CPU. Validation reads the shards either way."""
+    (resized, when `sizes` differ from the build's, by torch's antialiased bilinear), and augmentation is
+    `BatchAugmentation` on that device. Validation reads the shards either way."""
 
     def validate(self) -> None:
         """Raise ValueError naming every option out of range, before a run writes anything (a

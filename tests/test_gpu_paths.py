@@ -14,6 +14,7 @@ from torch import nn
 from fgbg_utils import optimization as optimization_module
 from fgbg_utils import schedule as schedule_module
 from fgbg_utils import train as train_module
+from fgbg_utils.batch_augment import BatchAugmentation
 from fgbg_utils.build import BuildConfig, make_dataset
 from fgbg_utils.checkpoints import latest_checkpoint, load_checkpoint
 from fgbg_utils.data import VirtualFgBgDataset
@@ -259,9 +260,34 @@ def test_training_on_samples_composed_on_the_device(dataset, tmp_path, monkeypat
     out = tmp_path / "run"
     summary = train(quick_config(dataset, out, virtual=True, augment=augment, train_limit=32))
     assert summary["steps"] == 10
-    assert composed == ([1] * 4 * 10 if augment else [4] * 10), "batched on the device unless augmenting"
+    assert composed == [4] * 10, "batched on the device, augmented or not"
     assert json.loads((out / "config.json").read_text())["virtual"] is True
     assert all(torch.isfinite(t).all() for t in load_checkpoint(out / "checkpoints" / "last.pt")["model"].values())
+
+
+def test_a_resumed_virtual_augmented_run_ends_with_the_uninterrupted_weights(dataset, tmp_path):
+    """The batch augmentation is seeded by the batches' samples: a resume repeats its draws."""
+    out = tmp_path / "run"
+    config = quick_config(dataset, out, virtual=True, augment=True, train_limit=32, steps=8, checkpoint_every_steps=4)
+    train(config)
+    uninterrupted = load_checkpoint(out / "checkpoints" / "last.pt")["model"]
+    rewind(out, 4)
+    train(replace(config, resume=True))
+    resumed = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert resumed["step"] == 8
+    assert all(torch.equal(resumed["model"][k], v) for k, v in uninterrupted.items())
+
+
+def test_seeded_batches_augment_whole_batches_by_their_seeds(dataset):
+    virtual = VirtualFgBgDataset(DatasetInfo.open(dataset), "unseen_train", size=32, output="uint8")
+    keys = [(3, 11), (40, 12), (7, 13), (9, 14)]
+    plain = SeededBatches(virtual).__getitems__(keys)
+    augmented = SeededBatches(virtual, BatchAugmentation())
+    first, again = augmented.__getitems__(keys), augmented.__getitems__(keys)
+    other = augmented.__getitems__([(3, 21), (40, 22), (7, 23), (9, 24)])
+    assert all(torch.equal(first[k], again[k]) for k in plain)
+    assert not torch.equal(first["fg_bg"], plain["fg_bg"]) and not torch.equal(first["fg_bg"], other["fg_bg"])
+    assert torch.equal(first["sample"], plain["sample"])
 
 
 def test_seeded_batches_equal_seeded_samples(dataset):
@@ -298,3 +324,15 @@ def test_the_command_line_trains_on_the_virtual_dataset(dataset, tmp_path, capsy
     assert main(arguments) == 0
     assert json.loads((out / "config.json").read_text())["virtual"] is True
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["steps"] == 2
+
+
+def test_the_command_line_trains_on_the_virtual_dataset_augmented_in_two_workers(small_dataset, tmp_path, capsys):
+    from fgbg_utils.cli import main
+
+    out = tmp_path / "run"
+    arguments = ["train", "--data", str(small_dataset), "--out", str(out), "--sizes", "32", "--steps", "3",
+                 "--batch-size", "4", "--val-samples", "4", "--workers", "2", "--no-progress", "--virtual"]  # fmt: skip
+    assert main(arguments) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["virtual"] is True and config["augment"] is True and config["workers"] == 2
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["steps"] == 3
