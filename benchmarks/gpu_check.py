@@ -41,9 +41,10 @@ from fgbg_utils import evaluate as evaluate_module
 from fgbg_utils import train as train_module
 from fgbg_utils.build import BuildConfig, make_dataset
 from fgbg_utils.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
-from fgbg_utils.data import FgBgDataset, VirtualFgBgDataset, make_loader
+from fgbg_utils.data import FgBgDataset
 from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.evaluate import evaluate
+from fgbg_utils.loaders import make_loader
 from fgbg_utils.losses import FgBgLoss
 from fgbg_utils.lr_finder import lr_range_test
 from fgbg_utils.manifest import read_manifest
@@ -52,6 +53,7 @@ from fgbg_utils.precision import amp_dtype, autocast, make_scaler, precision_nam
 from fgbg_utils.train import train
 from fgbg_utils.train_config import TrainConfig
 from fgbg_utils.transforms import BatchNormaliser, make_transforms, prepare_batch
+from fgbg_utils.virtual_dataset import VirtualFgBgDataset
 
 REPO = Path(__file__).resolve().parent.parent
 EVALUATE_TOLERANCE = 1e-3

@@ -47,12 +47,14 @@ from torchvision.transforms import ToTensor
 
 from fgbg_utils.batch_augment import BatchAugmentation
 from fgbg_utils.build import BuildConfig, make_dataset
-from fgbg_utils.data import FgBgDataset, VirtualFgBgDataset, _passthrough, make_loader
+from fgbg_utils.data import FgBgDataset
 from fgbg_utils.dataset_info import DatasetInfo
+from fgbg_utils.loaders import _passthrough, make_loader
 from fgbg_utils.manifest import read_manifest
 from fgbg_utils.schedule import EpochBatches, SeededBatches
 from fgbg_utils.store import MANIFEST_NAME, member_names, shard_name
 from fgbg_utils.transforms import BatchNormaliser, make_transforms, prepare_batch, uint8_tensors
+from fgbg_utils.virtual_dataset import VirtualFgBgDataset
 
 BATCH = 64
 WORKERS = 2

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 from .checkpoints import load_checkpoint, state_digest
-from .data import FgBgDataset, evenly_spaced, evenly_spaced_positions, make_loader
+from .data import FgBgDataset, evenly_spaced, evenly_spaced_positions
 from .dataset_info import DatasetInfo
+from .loaders import make_loader
 from .metrics import MetricAccumulator, background_depth, choose_difference_threshold, difference_mask
 from .models import build_model, load_weights
 from .precision import amp_dtype, autocast

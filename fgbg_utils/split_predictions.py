@@ -15,9 +15,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .data import FgBgDataset, evenly_spaced, make_loader
+from .data import FgBgDataset, evenly_spaced
 from .dataset_info import DatasetInfo
 from .evaluate import prepare_scoring
+from .loaders import make_loader
 from .metrics import ID_KEYS, MetricAccumulator, mask_stats
 from .predict import predict_batch
 from .transforms import prepare_batch

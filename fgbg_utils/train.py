@@ -38,9 +38,10 @@ from .checkpoints import (
     step_checkpoint,
     weights_digest,
 )
-from .data import FgBgDataset, VirtualFgBgDataset, _passthrough, evenly_spaced, make_loader
+from .data import FgBgDataset, evenly_spaced
 from .dataset_info import DatasetInfo
 from .distributed import Distributed, any_rank, start_distributed, synchronize_buffers
+from .loaders import _passthrough, make_loader
 from .loss_guard import SKIPPED_IN_A_ROW, FiniteGuard
 from .losses import FgBgLoss, LossWeights, NonFiniteLossError
 from .metrics import MetricAccumulator
@@ -76,6 +77,7 @@ from .store import write_json_atomic
 from .tensorboard_log import PREVIEW_SAMPLES, TrainingBoard, board_dir
 from .train_config import TrainConfig, TrainingPlan, split_names
 from .transforms import BatchNormaliser, make_transforms
+from .virtual_dataset import VirtualFgBgDataset
 
 # --- the run -----------------------------------------------------------------------------
 

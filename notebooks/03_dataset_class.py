@@ -72,7 +72,9 @@ import numpy as np
 import torch
 
 from fgbg_utils.build import ensure_dataset, profile_config
-from fgbg_utils.data import FgBgDataset, VirtualFgBgDataset, make_loader
+from fgbg_utils.data import FgBgDataset
+from fgbg_utils.loaders import make_loader
+from fgbg_utils.virtual_dataset import VirtualFgBgDataset
 from fgbg_utils.runtime import default_device, get_profile, runs_dir
 from fgbg_utils.transforms import make_transforms
 from fgbg_utils.viz import show_images

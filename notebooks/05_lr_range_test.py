@@ -75,7 +75,8 @@ from pathlib import Path
 import torch
 
 from fgbg_utils.build import ensure_dataset, profile_config
-from fgbg_utils.data import FgBgDataset, make_loader
+from fgbg_utils.data import FgBgDataset
+from fgbg_utils.loaders import make_loader
 from fgbg_utils.losses import FgBgLoss
 from fgbg_utils.lr_finder import lr_range_test
 from fgbg_utils.models import build_model

@@ -15,20 +15,14 @@ from PIL import Image
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from fgbg_utils.compose import Box, compose, prepare_foreground
-from fgbg_utils.data import (
-    BoxParts,
-    FgBgDataset,
-    VirtualBatchLoader,
-    VirtualFgBgDataset,
-    VirtualLoader,
-    make_loader,
-    verify_shards,
-)
+from fgbg_utils.data import FgBgDataset, verify_shards
 from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.depth import GroundCamera, paste_depth
+from fgbg_utils.loaders import VirtualBatchLoader, make_loader
 from fgbg_utils.manifest import read_manifest
 from fgbg_utils.store import INDEX_COLUMNS, member_names, read_index, read_png, shard_name
 from fgbg_utils.transforms import BatchNormaliser, make_transforms, prepare_batch
+from fgbg_utils.virtual_dataset import BoxParts, VirtualFgBgDataset, VirtualLoader
 
 
 @pytest.fixture(scope="module")

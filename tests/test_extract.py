@@ -16,7 +16,7 @@ from PIL import Image
 from fgbg_utils.checks import recompute_statistics, verify_dataset
 from fgbg_utils.course_layout import export_course_layout as export_course_layout_of_package
 from fgbg_utils.course_layout import import_course_layout, mask_box, natural_key
-from fgbg_utils.data import FgBgDataset, VirtualFgBgDataset
+from fgbg_utils.data import FgBgDataset
 from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.extract import copy_dataset, safe_extract
 from fgbg_utils.manifest import read_manifest
@@ -26,6 +26,7 @@ from fgbg_utils.splits import compute_splits
 from fgbg_utils.store import read_index, read_png, read_sample, read_shard_meta
 from fgbg_utils.train import train
 from fgbg_utils.train_config import TrainConfig
+from fgbg_utils.virtual_dataset import VirtualFgBgDataset
 
 # --- safe_extract ---------------------------------------------------------------------------
 

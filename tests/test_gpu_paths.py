@@ -17,7 +17,6 @@ from fgbg_utils import train as train_module
 from fgbg_utils.batch_augment import BatchAugmentation
 from fgbg_utils.build import BuildConfig, make_dataset
 from fgbg_utils.checkpoints import latest_checkpoint, load_checkpoint
-from fgbg_utils.data import VirtualFgBgDataset
 from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.distributed import Distributed
 from fgbg_utils.loss_guard import SKIPPED_IN_A_ROW, FiniteGuard
@@ -31,6 +30,7 @@ from fgbg_utils.schedule import SeededBatches, SeededSamples
 from fgbg_utils.train import Run, train
 from fgbg_utils.train_config import TrainConfig
 from fgbg_utils.transforms import make_transforms
+from fgbg_utils.virtual_dataset import VirtualFgBgDataset
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from fgbg_utils.data import VirtualFgBgDataset
 from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.evaluate import BackgroundDepths
 from fgbg_utils.manifest import read_manifest
 from fgbg_utils.store import read_png
 from fgbg_utils.transforms import make_transforms, resize_nearest
+from fgbg_utils.virtual_dataset import VirtualFgBgDataset
 
 
 def _centre_sources(source: int, size: int) -> tuple[np.ndarray, np.ndarray]:
