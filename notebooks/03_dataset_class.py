@@ -149,17 +149,16 @@ print(
 # %% [markdown]
 # ## Augmentation, applied to all four images at once
 #
-# Geometric changes (flip, a small shift, resize) must move the mask and depth
-# with the image, or the targets stop describing the input. With albumentations, `bg` is declared
-# an extra image and `depth` an extra mask, so one random draw moves all four, and masks and depth
-# are resampled with nearest neighbour (a mask stays 0/1; the object's depth does not smear into
-# the ground's). Colour changes touch only the RGB inputs, and the same change is applied to both,
+# Geometric changes (a flip, a small shift) must move the mask and depth with the image, or the
+# targets stop describing the input. The kit resizes all four images first, as evaluation does;
+# with albumentations, `bg` is declared an extra image and `depth` an extra mask, so one random draw
+# flips and shifts all four by whole pixels: a mask stays 0/1, depth keeps its stored levels and
+# every target stays on its image's pixel grid. Colour changes touch only the RGB inputs, and the same change is applied to both,
 # so outside the object `bg` still equals `fg_bg`. No cutout or random erasing: erasing part of
 # `fg_bg` would either hide the object while the mask still marks it, or fake a change where
 # there is none. No rotation or zoom either: seen by a level camera, the ground's depth is a ramp
 # down the rows, the same in every column; a rotation would tilt it and a zoom would change its
-# slope, as no camera of the dataset does. A shift only moves the horizon (measured gains in
-# `fgbg_utils/transforms.py`).
+# slope, as no camera of the dataset does. A shift only moves the horizon.
 
 # %%
 training = make_transforms(SIZE, train=True, stats=data.statistics)
@@ -183,7 +182,10 @@ show_images(tiles, titles=titles, columns=4, size=2.2)
 # `index.csv`, `bg/` and `fg/` on the device (the GPU on Colab), with the builder's own rules.
 # The masks and depth maps it makes are bit-identical to the stored ones; fg_bg differs only by
 # the JPEG error the stored files carry. With it, the 1.2-million-image dataset is 200 small
-# source images and a table.
+# source images and a table. `train --virtual` (`TrainConfig(virtual=True)`, notebook 06) trains on
+# it: whole batches are composed on the training device and augmented there in torch
+# (`fgbg_utils.batch_augment`: the same flips, shifts and colour changes as above), so on a GPU no
+# loader worker has to keep up.
 
 # %%
 # NBVAL_CHECK_OUTPUT
