@@ -150,15 +150,15 @@ print(
 # ## Augmentation, applied to all four images at once
 #
 # Geometric changes (a flip, a small shift) must move the mask and depth with the image, or the
-# targets stop describing the input. The kit resizes all four images first, as evaluation does;
-# with albumentations, `bg` is declared an extra image and `depth` an extra mask, so one random draw
+# targets stop describing the input. The kit resizes all four images first, as evaluation does; with
+# albumentations, `bg` is declared an extra image and `depth` an extra mask, so one random draw
 # flips and shifts all four by whole pixels: a mask stays 0/1, depth keeps its stored levels and
 # every target stays on its image's pixel grid. Colour changes touch only the RGB inputs, and the
-# same change is applied to both, so outside the object `bg` still equals `fg_bg`. No cutout or random erasing: erasing part of
-# `fg_bg` would either hide the object while the mask still marks it, or fake a change where
-# there is none. No rotation or zoom either: seen by a level camera, the ground's depth is a ramp
-# down the rows, the same in every column; a rotation would tilt it and a zoom would change its
-# slope, as no camera of the dataset does. A shift only moves the horizon.
+# same change is applied to both, so outside the object `bg` still equals `fg_bg`. No cutout or
+# random erasing: erasing part of `fg_bg` would either hide the object while the mask still marks
+# it, or fake a change where there is none. No rotation or zoom either: seen by a level camera, the
+# ground's depth is a ramp down the rows, the same in every column; a rotation would tilt it and a
+# zoom would change its slope, as no camera of the dataset does. A shift only moves the horizon.
 
 # %%
 training = make_transforms(SIZE, train=True, stats=data.statistics)
