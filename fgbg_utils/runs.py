@@ -18,6 +18,7 @@ from .checkpoints import latest_checkpoint, load_checkpoint, state_digest
 from .dataset_info import DatasetInfo
 from .evaluate import SCORES_FORMAT, evaluate, load_model
 from .run_logs import read_metrics
+from .runtime import runs_dir
 from .train import train
 from .train_config import TrainConfig
 
@@ -31,6 +32,23 @@ SCORE_KEYS = (
     "depth_ssim",
     "depth_object_rmse",
 )
+
+
+def fallback_run(data_dir: str | Path, profile: str, minutes: float | None) -> TrainConfig:
+    """The short run notebooks 07 and 08 train when notebook 06's run is not there: `minutes` of the
+    CPU recipe (or two tiny steps when None, as in the smoke profile), into one folder per profile so
+    the two notebooks train it once between them."""
+    return TrainConfig(
+        data=str(data_dir),
+        out=str(runs_dir() / profile / "visualize_train"),
+        sizes=(64, 96) if minutes else (32,),
+        minutes=minutes,
+        steps=None if minutes else 2,
+        batch_size=32 if minutes else 8,
+        checkpoint_every_minutes=None,
+        val_samples=256 if minutes else 8,
+        progress=minutes is not None,
+    )
 
 
 def loadable_checkpoint(run_dir: str | Path) -> Path | None:

@@ -75,10 +75,10 @@ import numpy as np
 from fgbg_utils.browser import PredictionBrowser, show_browser
 from fgbg_utils.build import ensure_dataset, profile_config
 from fgbg_utils.figures import learning_curves, metric_distributions, prediction_grid, worst_cases
-from fgbg_utils.runs import ensure_run, load_or_evaluate, scores_table
+from fgbg_utils.runs import ensure_run, fallback_run, load_or_evaluate, scores_table
 from fgbg_utils.runtime import get_profile, runs_dir
 from fgbg_utils.split_predictions import predict_split
-from fgbg_utils.train_config import TrainConfig, split_names
+from fgbg_utils.train_config import split_names
 
 profile = get_profile(PROFILE)
 data_dir = Path(DATA_DIR) if DATA_DIR else runs_dir() / profile.name / "data"
@@ -96,18 +96,7 @@ data = ensure_dataset(data_dir, profile_config(profile))  # builds it if noteboo
 # so this notebook also runs on its own.
 
 # %%
-minutes = FALLBACK_MINUTES[profile.name]
-fallback = TrainConfig(
-    data=str(data_dir),
-    out=str(runs_dir() / profile.name / "visualize_train"),
-    sizes=(64, 96) if minutes else (32,),
-    minutes=minutes,
-    steps=None if minutes else 2,
-    batch_size=32 if minutes else 8,
-    checkpoint_every_minutes=None,
-    val_samples=256 if minutes else 8,
-    progress=minutes is not None,
-)
+fallback = fallback_run(data_dir, profile.name, FALLBACK_MINUTES[profile.name])
 run_dir, checkpoint = ensure_run(run_dir, fallback)
 config = json.loads((run_dir / "config.json").read_text())
 train_split, test_split = split_names(config["split"])

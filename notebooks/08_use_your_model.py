@@ -77,10 +77,10 @@ from PIL import Image
 from fgbg_utils.build import ensure_dataset, profile_config
 from fgbg_utils.data import FgBgDataset, evenly_spaced_positions
 from fgbg_utils.predict import OUTPUTS, Predictor, match_folders, network_shape
-from fgbg_utils.runs import ensure_run
+from fgbg_utils.runs import ensure_run, fallback_run
 from fgbg_utils.runtime import get_profile, in_colab, runs_dir
 from fgbg_utils.checkpoints import load_checkpoint
-from fgbg_utils.train_config import TrainConfig, split_names
+from fgbg_utils.train_config import split_names
 from fgbg_utils.upload import UploadPredictor, predict_uploads, show_prediction
 from fgbg_utils.viz import show_images
 
@@ -98,18 +98,7 @@ data = ensure_dataset(data_dir, profile_config(profile))  # builds it if noteboo
 # (the same folder, so the two notebooks train it once between them).
 
 # %%
-minutes = FALLBACK_MINUTES[profile.name]
-fallback = TrainConfig(
-    data=str(data_dir),
-    out=str(runs_dir() / profile.name / "visualize_train"),
-    sizes=(64, 96) if minutes else (32,),
-    minutes=minutes,
-    steps=None if minutes else 2,
-    batch_size=32 if minutes else 8,
-    checkpoint_every_minutes=None,
-    val_samples=256 if minutes else 8,
-    progress=minutes is not None,
-)
+fallback = fallback_run(data_dir, profile.name, FALLBACK_MINUTES[profile.name])
 run_dir, checkpoint = ensure_run(run_dir, fallback)
 predictor = Predictor(checkpoint)
 config = load_checkpoint(checkpoint)["config"]

@@ -8,7 +8,7 @@ from fgbg_utils import runs
 from fgbg_utils.checkpoints import load_checkpoint, save_checkpoint, state_digest
 from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.evaluate import SCORES_FORMAT
-from fgbg_utils.runs import ensure_run, load_or_evaluate, scores_table
+from fgbg_utils.runs import ensure_run, fallback_run, load_or_evaluate, scores_table
 from fgbg_utils.train_config import TrainConfig
 
 
@@ -80,3 +80,9 @@ def test_scores_table_has_a_row_per_prediction_and_dashes_for_what_was_not_measu
     assert model.split() == ["model", "0.5000", "0.2500"]
     assert difference.split() == ["difference_mask", "0.1250", "-"]
     assert depth.split() == ["background_depth", "-", "0.0625"]
+
+
+def test_the_fallback_run_is_shared_and_short(tmp_path):
+    quick, timed = fallback_run(tmp_path, "smoke", None), fallback_run(tmp_path, "demo", 2)
+    assert quick.out.endswith("smoke/visualize_train") and quick.steps == 2 and quick.minutes is None
+    assert timed.minutes == 2 and timed.steps is None and timed.sizes == (64, 96) and timed.data == str(tmp_path)
