@@ -158,7 +158,7 @@ data = ensure_dataset(data_dir, profile_config(profile))  # builds it if noteboo
 # composes each batch on the GPU from `bg/` and `fg/` (notebook 03's on-the-fly dataset) and augments
 # it there, with no shards read and no loader workers. What it gains on a GPU is not measured yet (no
 # GPU was lent to the sessions that built it); on this 2-core CPU the batch-composed, batch-augmented
-# loader ran 2.4 times today's zip loader at 96 px (README, Measured).
+# loader ran 2.6 times today's zip loader at 96 px (README, Measured).
 
 # %%
 recipe = profile.training
