@@ -31,6 +31,7 @@ def trained_run(small_dataset, tmp_path_factory) -> tuple[Path, Path]:
         checkpoint_every_minutes=None,
         val_samples=4,
         augment=False,
+        workers=0,
         progress=False,
     )
     return ensure_run(folder / "missing", fallback)

@@ -118,7 +118,7 @@ def test_a_checkpoint_of_another_network_revision_is_refused_by_name(dataset, ch
     with pytest.raises(ValueError, match=rf"{old}: its weights do not fit this version of fgbg_net.*camera_height"):
         evaluate(DatasetInfo.open(dataset), old, split="unseen_test", limit=2)
     run = tmp_path / "old_run"
-    config = TrainConfig(data=str(dataset), out=str(run), steps=2, sizes=(32,), batch_size=4, val_samples=2)
+    config = TrainConfig(data=str(dataset), out=str(run), steps=2, sizes=(32,), batch_size=4, val_samples=2, workers=0)
     train(replace(config, progress=False))
     newest = latest_checkpoint(run)
     state = torch.load(newest, weights_only=True)
@@ -202,8 +202,8 @@ def test_one_background_trains_and_scores_on_the_random_split(tmp_path):
     data = tmp_path / "one"
     make_dataset(data, BuildConfig(n_bg=1, n_fg=3, placements=2, size=64), workers=1, progress=False)
     with pytest.raises(ValueError, match="unseen split needs at least 2 backgrounds"):
-        train(TrainConfig(data=str(data), out=str(tmp_path / "u"), steps=1, sizes=(32,), progress=False))
-    run = TrainConfig(str(data), str(tmp_path / "r"), split="random", steps=1, batch_size=4, sizes=(32,))
+        train(TrainConfig(data=str(data), out=str(tmp_path / "u"), steps=1, sizes=(32,), workers=0, progress=False))
+    run = TrainConfig(str(data), str(tmp_path / "r"), split="random", steps=1, batch_size=4, sizes=(32,), workers=0)
     assert train(run)["steps"] == 1
     result = evaluate(DatasetInfo.open(data), latest_checkpoint(run.out), progress=False)
     assert result["split"] == "test" and result["samples"] == len(DatasetInfo.open(data).splits["random"]["test"]) > 0

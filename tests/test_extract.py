@@ -428,7 +428,7 @@ def test_an_import_loads_splits_trains_and_reports(small_dataset, course_folder,
     ]
     assert f"3 backgrounds x {per_bg} imported samples each = **72 fg_bg images**" in readme.read_text()
 
-    config = TrainConfig(data=str(out), out=str(tmp_path / "run"), steps=1, sizes=(32,), progress=False)
+    config = TrainConfig(data=str(out), out=str(tmp_path / "run"), steps=1, sizes=(32,), workers=0, progress=False)
     assert train(config)["steps"] == 1
     recorded = json.loads((tmp_path / "run" / "plan.json").read_text())["loss_weights"]
     assert recorded["depth_ground"] == recorded["depth_horizon"] == 0, "imported depth is not the ground model's"

@@ -38,6 +38,7 @@ def checkpoint(small_dataset, tmp_path_factory) -> Path:
         steps=3,
         checkpoint_every_minutes=None,
         val_samples=4,
+        workers=0,
         progress=False,
     )
     train(config)

@@ -361,7 +361,7 @@ def test_a_command_line_resume_checks_the_options_written_out(dataset, tmp_path,
     assert main(cli_train_args(config)) == 0
     step_checkpoint(config.out, 4).unlink()
     (Path(config.out) / "checkpoints" / "last.pt").unlink()
-    base = ["train", "--data", config.data, "--out", config.out, "--resume", "--no-progress"]
+    base = ["train", "--data", config.data, "--out", config.out, "--resume", "--no-progress", "--workers", "0"]
     assert main([*base, "--lr", "0.003"]) == 2
     assert "lr 0.003 (the run's: 0.006)" in capsys.readouterr().err
     assert main(base) == 0

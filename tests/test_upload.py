@@ -21,7 +21,7 @@ def checkpoint(small_dataset, tmp_path_factory) -> Path:
     """A 2-step run at 32 px: the handler needs weights, not skill."""
     out = tmp_path_factory.mktemp("upload") / "run"
     config = TrainConfig(data=str(small_dataset), out=str(out), sizes=(32,), batch_size=4, steps=2,
-                         checkpoint_every_minutes=None, val_samples=4, progress=False)  # fmt: skip
+                         checkpoint_every_minutes=None, val_samples=4, workers=0, progress=False)  # fmt: skip
     train(config)
     return latest_checkpoint(out)
 
