@@ -33,7 +33,7 @@ lint: $(STAMP)
 # One pytest run: the unit tests, and every notebook executed in the smoke profile with its
 # NBVAL_CHECK_OUTPUT cells compared against the outputs stored from a demo run.
 test: lint $(STAMP) $(CHROMIUM)
-	FGBG_PROFILE=smoke $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env tests notebooks
+	FGBG_PROFILE=smoke $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env -n auto --dist loadfile tests notebooks
 
 # Installed only when missing (apt needs root, as on CI's fresh machines).
 /usr/bin/chromium:

@@ -1,3 +1,12 @@
+"""Session fixtures, and how `make test` shares the cores between pytest-xdist workers (`-n auto --dist loadfile`).
+
+Each test file runs whole in one worker, so its module and session fixtures are built once there.
+The notebooks and tests/test_browser.py (Voilà running notebook 07) run together in one worker, in
+order, because they read and write the same runs/<profile>/ folder. Each worker, and what it starts,
+gets its share of the cores for torch, so that the workers do not oversubscribe them.
+"""
+
+import os
 from pathlib import Path
 
 import pytest
@@ -7,6 +16,36 @@ from fgbg_utils.runs import ensure_run
 from fgbg_utils.train_config import TrainConfig
 
 SMALL = BuildConfig(n_bg=3, n_fg=4, placements=3, size=64, seed=5)
+
+SHARED_RUNS_FOLDER = "runs/<profile>"
+"""The scheduling unit of the notebooks and of the tests that run one."""
+
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    import torch
+
+    _threads = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ["OMP_NUM_THREADS"] = str(_threads)  # subprocesses and notebook kernels
+    torch.set_num_threads(_threads)
+
+
+def scheduling_unit(nodeid: str) -> str:
+    """The file of a test, or one unit for every notebook and tests/test_browser.py."""
+    path = nodeid.split("::", 1)[0]
+    if path.endswith(".ipynb") or path.endswith("test_browser.py"):
+        return SHARED_RUNS_FOLDER
+    return path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """`--dist loadfile`, with the notebooks as one unit (xdist_group marks don't reach pytest 9's node ids)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class NotebooksTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return scheduling_unit(nodeid)
+
+    return NotebooksTogether(config, log)
 
 
 @pytest.fixture(scope="session")
