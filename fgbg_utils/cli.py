@@ -164,7 +164,7 @@ def _add_train(commands) -> None:
         "train",
         help="train a model (resumable; DDP under torchrun); the defaults are the CPU recipe",
         description="Train a model. With only --data, --out and --minutes (or --steps) it follows the CPU "
-        f"recipe: {defaults.model}, sizes {','.join(map(str, defaults.sizes))}, lr {defaults.lr:g}, batch "
+        f"recipe: {defaults.model}, {describe_sizes(defaults.sizes)}, lr {defaults.lr:g}, batch "
         f"{defaults.batch_size}, {defaults.workers} loader worker(s); --recipe full is the hour on one GPU.",
         allow_abbrev=False,
     )
@@ -215,7 +215,7 @@ def _add_train(commands) -> None:
         "--sizes",
         type=_sizes,
         default=defaults.sizes,
-        help=f"progressive sizes in pixels, equal shares of the steps (default: {','.join(map(str, defaults.sizes))})",
+        help=f"progressive sizes in pixels, equal shares of the steps (default: {describe_sizes(defaults.sizes)})",
     )
     p.add_argument("--steps", type=int, default=None, help="total optimizer steps (or give --minutes)")
     p.add_argument(
@@ -266,6 +266,10 @@ def _add_train(commands) -> None:
         "(on a GPU: no loader workers; without augmentation the batches never leave the GPU)",
     )
     p.set_defaults(option_dests={option: action.dest for action in p._actions for option in action.option_strings})
+
+
+def describe_sizes(sizes: tuple[int, ...]) -> str:
+    return f"sizes {','.join(map(str, sizes))}" if sizes else "the dataset's size"
 
 
 def given_options(argv: list[str], option_dests: dict[str, str]) -> set[str]:

@@ -61,7 +61,7 @@ print(describe_runtime())
 
 # %% tags=["parameters"]
 PROFILE = os.environ.get("FGBG_PROFILE", "demo")  # this notebook does the same work in every profile
-MODEL = "fgbg_net"
+MODEL = "fgbg_net_refined"  # the default
 SIZE = 224  # input side for the layer table and FLOPs
 
 # %%
@@ -76,7 +76,19 @@ device = default_device()
 print(f"profile {PROFILE}; models on {device}")
 
 # %% [markdown]
-# ## The kit's network: `fgbg_net`
+# ## The kit's network: `fgbg_net_refined`
+#
+# The network answers at the stored 224 px but thinks at 96 px: it shrinks both images to 3/7 of
+# their side and runs `fgbg_net` (below) there, where it finds the object and the scene's geometry.
+# Its outputs come back at 224 px. The depth is drawn again at full size from the same parts (the
+# ground's ramp is exact at any size). The mask's upsampled logits are corrected only in the
+# 16 x 16 tiles that need it: where `fg_bg - bg` is not 0 (the background went through the photo's
+# JPEG codec, so every tile the object does not touch differs by exactly 0) and the coarse mask is
+# unsure. A refiner of four narrow 3 x 3 layers sees each such tile with a 4-pixel margin. That is
+# about a sixth of the frame, so a training step at 224 px costs about 1.5 times `fgbg_net`'s at
+# 96 px (`benchmarks/train_step.py`).
+#
+# ### Inside it: `fgbg_net`
 #
 # One encoder with shared weights looks at `bg` and `fg_bg`; at each scale their features are
 # fused with their **difference** `|f(fg_bg) - f(bg)|` (where the object is) and two coordinate
@@ -106,7 +118,7 @@ summary(model, [(3, SIZE, SIZE), (3, SIZE, SIZE)], device=device.split(":")[0])
 total = sum(p.numel() for p in model.parameters())
 print(f"{MODEL}: {total:,} parameters; trainable {count_parameters(model):,}")
 print(f"FLOPs per {SIZE} px sample: {flops_per_sample(model, SIZE) / 1e9:.3f} G")
-bg, fg_bg = torch.rand(2, 3, 96, 96, device=device), torch.rand(2, 3, 96, 96, device=device)
+bg, fg_bg = torch.rand(2, 3, SIZE, SIZE, device=device), torch.rand(2, 3, SIZE, SIZE, device=device)
 with torch.no_grad():
     out = model.eval()(bg, fg_bg)
 for key, value in out.items():
@@ -120,7 +132,9 @@ print("depth within [0, 1]:", bool(out["depth"].min() >= 0 and out["depth"].max(
 # their authors printed (1,340,224 for the two-path dilated network of write-up 004; 8,631,810
 # for the 6-channel UNet of 002; 33,389,314 for the shared-encoder UNet of 000/001; the UNet
 # whose modules 003 prints). FLOPs are counted by `torch.utils.flop_counter` on the meta device,
-# so no memory is spent on activations.
+# so no memory is spent on activations. The refined networks' work depends on the pixels (which
+# tiles they refine), so they are counted on the CPU, on a random background with a square a
+# third of its side pasted in, their refiner untrained (it refines every tile the square touches).
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -64,8 +64,8 @@ print(describe_runtime())
 # smoke: seconds (CI) · demo: 40,000 samples, about a minute on a laptop · full: the course's 400,000
 PROFILE = os.environ.get("FGBG_PROFILE", "demo")
 DATA_DIR = None  # default: runs/<PROFILE>/data
-MODEL = "fgbg_net"
-SIZE = 64  # the first size of the progressive-resizing schedule
+MODEL = "fgbg_net_refined"
+SIZE = None  # default: the dataset's (the CPU recipe trains at it)
 BATCH = 32
 STEPS = 100  # sweep length (the smoke profile uses fewer)
 
@@ -97,13 +97,13 @@ torch.set_flush_denormal(True)  # on CPUs, near-zero activations (bg == fg_bg) a
 # Batches come from the `unseen` training split with the training augmentation, as uint8 from
 # the loader and normalised on the device. The loss is the training loss with its default
 # weights: BCE + Dice + Lovász hinge for the mask; L1 + SSIM + gradient for depth, plus the
-# ground and horizon terms `fgbg_net` is trained with. On a GPU the sweep runs in the mixed
+# ground and horizon terms the kit's network is trained with. On a GPU the sweep runs in the mixed
 # precision training uses there (`amp_dtype`: bf16, or fp16 with a GradScaler on a T4), since the
 # learning rate a network stands depends on it; on a CPU in fp32, as training.
 
 # %%
 steps = 12 if profile.name == "smoke" else STEPS
-transform = make_transforms(SIZE, train=True, stats=data.statistics, output="uint8", seed=0)
+transform = make_transforms(SIZE or data.size, train=True, stats=data.statistics, output="uint8", seed=0)
 loader = make_loader(
     FgBgDataset(data, "unseen_train", transform=transform, output="uint8"),
     batch_size=BATCH,

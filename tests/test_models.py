@@ -6,6 +6,7 @@ from torchsummary import summary
 
 from fgbg_utils.models import DEFAULT_MODEL, MODELS, WIDE_WIDTH, build_model, count_parameters
 from fgbg_utils.models.fgbg_net import DEFAULT_WIDTHS, FgBgNet, scaled_widths
+from fgbg_utils.models.fgbg_net_refined import TILE, RefinedFgBgNet, context_size
 
 SEED_PARAMETERS = {
     "seed004_dilated": 1_340_224,
@@ -14,7 +15,7 @@ SEED_PARAMETERS = {
     "seed003_unet": 34_520_514,
 }
 LARGE_SEEDS = {"seed000_unet_shared", "seed003_unet"}
-OWN_NETWORKS = {DEFAULT_MODEL, "fgbg_net_wide"}
+OWN_NETWORKS = {"fgbg_net", "fgbg_net_wide", "fgbg_net_refined", "fgbg_net_refined_wide", "fgbg_net_upsampled"}
 
 
 def image_pair(size: int, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -32,7 +33,7 @@ def test_default_model_stays_small():
 
 
 def test_count_parameters_skips_frozen_ones():
-    model = build_model(DEFAULT_MODEL)
+    model = build_model("fgbg_net")
     total = count_parameters(model)
     frozen = sum(p.numel() for p in model.encoder.parameters())
     model.encoder.requires_grad_(False)
@@ -57,7 +58,8 @@ def test_forward_shapes_dtypes_and_depth_range(name, size):
     model = build_model(name)
     output = model(*image_pair(size))
     assert set(output) == ({"mask", "depth", "ground", "horizon"} if name in OWN_NETWORKS else {"mask", "depth"})
-    assert output.pop("horizon", torch.zeros(2, size)).shape == (2, size)  # a score per row
+    rows = context_size(size) if isinstance(model, RefinedFgBgNet) else size
+    assert output.pop("horizon", torch.zeros(2, rows)).shape == (2, rows)  # a score per row it worked at
     for value in output.values():
         assert value.shape == (2, 1, size, size)
         assert value.dtype == torch.float32
@@ -76,18 +78,20 @@ def test_runs_on_cpu_device_in_eval_without_grad(name):
     assert torch.equal(first["mask"], second["mask"]), "eval mode must be deterministic (BatchNorm running stats)"
 
 
+@pytest.mark.parametrize("name", ["fgbg_net", "fgbg_net_refined"])
 @pytest.mark.parametrize("head", ["mask", "depth"])
-def test_each_default_head_alone_trains_the_shared_encoder(head):
+def test_each_head_alone_trains_the_shared_encoder(head, name):
     torch.manual_seed(0)
-    model = build_model(DEFAULT_MODEL)
+    model = build_model(name)
     model(*image_pair(64))[head].mean().backward()
-    stem_weight = model.encoder.stem[0][0].weight
+    stem_weight = getattr(model, "base", model).encoder.stem[0][0].weight
     assert stem_weight.grad is not None and stem_weight.grad.abs().sum() > 0
 
 
-def test_default_prediction_depends_on_the_background():
+@pytest.mark.parametrize("name", ["fgbg_net", "fgbg_net_refined"])
+def test_the_prediction_depends_on_the_background(name):
     torch.manual_seed(0)
-    model = build_model(DEFAULT_MODEL).eval()
+    model = build_model(name).eval()
     bg, fg_bg = image_pair(64)
     other_bg, _ = image_pair(64, seed=1)
     with torch.no_grad():
@@ -96,10 +100,11 @@ def test_default_prediction_depends_on_the_background():
         assert not torch.allclose(with_bg[key], with_other_bg[key])
 
 
-def test_default_output_is_independent_across_the_batch():
+@pytest.mark.parametrize("name", ["fgbg_net", "fgbg_net_refined"])
+def test_the_output_is_independent_across_the_batch(name):
     """bg and fg_bg share one encoder pass; their halves must not be mixed up between samples."""
     torch.manual_seed(0)
-    model = build_model(DEFAULT_MODEL).eval()
+    model = build_model(name).eval()
     bg, fg_bg = image_pair(64, batch=3)
     with torch.no_grad():
         batched = model(bg, fg_bg)["mask"]
@@ -142,7 +147,9 @@ def test_layer_table_adds_up_to_the_parameter_count():
         rows = layer_table(model, size=64)
         per_layer = {row["layer"]: row["parameters"] for row in rows}  # a layer called twice counts once
         assert sum(per_layer.values()) == count_parameters(model), name
-        assert rows[-1]["output"][-2:] == (64, 64) or name == "seed003_unet", name
+        # the refined networks end on their tiles, the ablation on its base's 32 px context
+        last = {"fgbg_net_upsampled": (32, 32)}.get(name, (TILE, TILE) if "refined" in name else (64, 64))
+        assert rows[-1]["output"][-2:] == last or name == "seed003_unet", name
 
 
 def test_ground_ramp_matches_the_depth_encoding_of_the_camera():
@@ -177,7 +184,7 @@ def test_depth_is_the_ramp_on_the_ground_and_the_foot_rows_ramp_above_it(ground_
     """Gate open: the ground ramp, row by row. Gate closed (everything upright, nothing below but the
     frame's edge): every pixel stands on the bottom row and takes its ramp. Object rule off, offset 0."""
     torch.manual_seed(0)
-    model = build_model(DEFAULT_MODEL).eval()
+    model = build_model("fgbg_net").eval()
     head, refiner = model.depth_head[-1], model.refiner.residual[-1]
     head.weight.data.zero_()
     head.bias.data = torch.tensor([-30.0, ground_gate, 0.0])  # stands (off), gate, offset
@@ -204,7 +211,7 @@ def test_the_pasted_object_takes_the_ramp_at_its_masks_lowest_row():
     probability[0, 0, 6, 5] = 0.4  # below 0.5: not part of it
     assert lowest_rows(probability).flatten().tolist() == [5.5 / 8, 7.5 / 8]  # none: the bottom row
     torch.manual_seed(0)
-    model = build_model(DEFAULT_MODEL).eval()
+    model = build_model("fgbg_net").eval()
     head, refiner = model.depth_head[-1], model.refiner.residual[-1]
     head.weight.data.zero_()
     refiner.weight.data.zero_()
@@ -257,7 +264,7 @@ def test_row_statistics_match_numpy():
 def test_one_learnt_camera_height_serves_every_image():
     """The slope is the dataset's, not each image's: 1 / 1.6 m at the start, equal across a batch of
     different scenes whatever the ground's parameters are, and learnt from the depth loss."""
-    model = build_model(DEFAULT_MODEL)
+    model = build_model("fgbg_net")
     seen = {}
     model.ground.register_forward_hook(lambda module, inputs, output: seen.update(slope=output[1]))
     bg, fg_bg = image_pair(64)

@@ -195,7 +195,7 @@ def test_ddp_on_cpu_with_gloo_ends_with_equal_weights(dataset, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     digests = dict(re.findall(r"rank (\d) weights sha256 ([0-9a-f]{64})", done.stdout))
     assert set(digests) == {"0", "1"} and digests["0"] == digests["1"]
-    model = build_model("fgbg_net")
+    model = build_model(config.model)
     model.load_state_dict(final_weights(Path(config.out)))
     assert weights_digest(model) == digests["0"]
     names = sorted(p.name for p in (Path(config.out) / "checkpoints").iterdir())

@@ -28,6 +28,8 @@ where a one-pixel error is a large error in metres.
 For a mask-only or depth-only model, train on one loss and read one key of the output.
 """
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -266,6 +268,23 @@ def lowest_rows(mask_probability: Tensor) -> Tensor:
     return (torch.where(lowest < 0, height - 1, lowest).float() + 0.5) / height
 
 
+class Heads(NamedTuple):
+    """What `FgBgNet.heads` computes: the decoder's `features` (half resolution), the `raw` outputs at
+    the input's resolution (mask, stands, gate and foot-offset logits), the horizon's row scores, and
+    each image's horizon and ground slope."""
+
+    features: Tensor
+    raw: Tensor
+    horizon_scores: Tensor
+    horizon: Tensor
+    slope: Tensor
+
+
+def camera(heads: Heads) -> tuple[Tensor, Tensor]:
+    """The horizon and slope behind a stop-gradient: the reads of the ramp that must not teach the camera."""
+    return heads.horizon.detach(), heads.slope.detach()
+
+
 class FgBgNet(nn.Module):
     """Shared-weight difference encoder, coordinate-aware UNet decoder, mask head, ground-plane depth head.
 
@@ -289,7 +308,8 @@ class FgBgNet(nn.Module):
         self.ground = GroundPlane()
         self.refiner = Refiner(outputs=4)
 
-    def forward(self, bg: Tensor, fg_bg: Tensor) -> Prediction:
+    def heads(self, bg: Tensor, fg_bg: Tensor) -> Heads:
+        """The decoder's features and the raw outputs at the input's resolution, before any depth is drawn."""
         # One encoder pass over both images (same weights), in channels-last layout: both measured
         # faster on CPU than two NCHW passes.
         both = self.encoder(torch.cat((bg, fg_bg), dim=0).contiguous(memory_format=torch.channels_last))
@@ -301,28 +321,47 @@ class FgBgNet(nn.Module):
         (fine, _), (coarse, _) = pairs[:2]
         horizon_scores = self.horizon(bg, fine, coarse)
         horizon, slope = self.ground(horizon_scores)
-        height = fg_bg.shape[-2]
-        rows = row_centres(height, fg_bg.device)[:, None]
-        ground = self.ground.encoded(rows, horizon, slope).expand(-1, 1, height, fg_bg.shape[-1])
-        coarse = torch.cat((self.mask_head(x), self.depth_head(x)), dim=1)
-        refined = self.refiner(coarse, bg, fg_bg, ground.to(fg_bg.dtype)).float()
-        mask_logits, stands_logits, gate_logits, foot_offset = refined.split(1, dim=1)
+        ground = self.ground_at(horizon, slope, *fg_bg.shape[-2:])
+        raw = torch.cat((self.mask_head(x), self.depth_head(x)), dim=1)
+        raw = self.refiner(raw, bg, fg_bg, ground.to(fg_bg.dtype)).float()
+        return Heads(x, raw, horizon_scores, horizon, slope)
+
+    def ground_at(self, horizon: Tensor, slope: Tensor, height: int, width: int) -> Tensor:
+        """The ground's encoded depth at every pixel of a `height` x `width` frame (the ramp is exact at any size)."""
+        rows = row_centres(height, horizon.device)[:, None]
+        return self.ground.encoded(rows, horizon, slope).expand(-1, 1, height, width)
+
+    def upright(self, heads: Heads, gate_logits: Tensor, foot_offset: Tensor) -> Tensor:
+        """The depth of upright things: the ramp at each one's foot row, carried up its column."""
         # Off the ground the depth is the ramp read at the thing's foot row: where the pixel below is
         # ground, `foot_offset` (a fraction of the height) lower; above that, carried up the column.
         # Those reads see the camera through a stop-gradient: an offset could otherwise absorb any
         # horizon error (shift every offset by it), and the horizon would never have to be right.
         # The camera learns from the ground alone, which the gate picks per pixel.
+        rows = row_centres(gate_logits.shape[-2], gate_logits.device)[:, None]
         offset = foot_offset.clamp(-2.0, 2.0)  # bounded, so the straight-through read stays finite
-        camera = horizon.detach(), slope.detach()
-        at_foot = self.ground.encoded(rows + offset, *camera, straight_through=True)
+        at_foot = self.ground.encoded(rows + offset, *camera(heads), straight_through=True)
+        ground_below = F.pad(torch.sigmoid(gate_logits)[..., 1:, :], (0, 0, 0, 1), value=1.0)  # below: ground
+        return carry_up(ground_below, at_foot)
+
+    @staticmethod
+    def scene(ground: Tensor, gate_logits: Tensor, upright: Tensor) -> Tensor:
+        """The depth without the pasted object: the ramp where the gate says ground, else the upright depth."""
         gate = torch.sigmoid(gate_logits)
-        ground_below = F.pad(gate[..., 1:, :], (0, 0, 0, 1), value=1.0)  # below the frame: the ground
-        upright = carry_up(ground_below, at_foot)
-        scene = gate * ground + (1.0 - gate) * upright
-        # The pasted object: the ramp at its mask's lowest row. The mask is read, not taught, here
-        # (detached): the depth loss must not move the outline.
+        return gate * ground + (1.0 - gate) * upright
+
+    def with_object(self, scene: Tensor, mask_logits: Tensor, stands_logits: Tensor, heads: Heads) -> Tensor:
+        """`scene` with the pasted object at the ramp's depth at its mask's lowest row."""
+        # The mask is read, not taught, here (detached): the depth loss must not move the outline.
         object_probability = torch.sigmoid(mask_logits).detach()
-        on_its_foot = self.ground.encoded(lowest_rows(object_probability), *camera)
+        on_its_foot = self.ground.encoded(lowest_rows(object_probability), *camera(heads))
         weight = object_probability * torch.sigmoid(stands_logits)
-        depth = scene + weight * (on_its_foot - scene)
-        return prediction(mask_logits, depth, ground_logits=gate_logits, horizon_scores=horizon_scores)
+        return scene + weight * (on_its_foot - scene)
+
+    def forward(self, bg: Tensor, fg_bg: Tensor) -> Prediction:
+        heads = self.heads(bg, fg_bg)
+        mask_logits, stands_logits, gate_logits, foot_offset = heads.raw.split(1, dim=1)
+        ground = self.ground_at(heads.horizon, heads.slope, *fg_bg.shape[-2:])
+        scene = self.scene(ground, gate_logits, self.upright(heads, gate_logits, foot_offset))
+        depth = self.with_object(scene, mask_logits, stands_logits, heads)
+        return prediction(mask_logits, depth, ground_logits=gate_logits, horizon_scores=heads.horizon_scores)
