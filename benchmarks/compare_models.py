@@ -16,6 +16,8 @@ cover only the last session; restarting keeps every row one uninterrupted run un
 budget, at the cost of at most one model's budget.
 
     python benchmarks/compare_models.py                       # every model, 8 min each, demo data
+    python benchmarks/compare_models.py --models fgbg_net_refined,fgbg_net_upsampled,fgbg_net --sizes 224 \
+        --minutes 10 --lr 6e-3 --threads 2 --eval-samples 512   # the README's refinement ablation
     python benchmarks/compare_models.py --data runs/smoke/data --out /tmp/compare --minutes 0.1 --eval-samples 8
 """
 
@@ -81,7 +83,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"comma-separated; the first is the one rates are compared to (default: all, {DEFAULT_MODEL} first)",
     )
     parser.add_argument("--minutes", type=float, default=8.0, help="training budget per model")
-    parser.add_argument("--sizes", type=sizes_list, default=(64, 96), help="progressive training sizes")
+    parser.add_argument(
+        "--sizes", type=sizes_list, default=(), help="progressive training sizes (default: the dataset's)"
+    )
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--eval-samples", type=int, default=128, help=f"evenly spaced {TEST_SPLIT} samples")
@@ -250,10 +254,11 @@ def markdown(table: dict) -> str:
     """The results table with its one-line caption, ready for the README."""
     settings, first = table["settings"], table["models"][0]["model"]
     sizes = " → ".join(f"{size}" for size in settings["sizes"])
+    sizes = f"sizes {sizes} px" if sizes else "at the dataset's size"
     caption = (
         f"Each network trained for {settings['minutes']:g} min ({settings['threads']} torch thread(s) on "
         f"{table['device']}, batch {settings['batch_size']}, lr {settings['lr']:g}, seed {settings['seed']}, "
-        f"sizes {sizes} px) on the `{settings['split']}` split, scored at {table['size']} px on the same "
+        f"{sizes}) on the `{settings['split']}` split, scored at {table['size']} px on the same "
         f"{table['samples']} evenly spaced `{table['split']}` samples; images/s (× {first}) is measured in the "
         "same run."
     )

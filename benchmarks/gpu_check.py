@@ -48,7 +48,7 @@ from fgbg_utils.loaders import make_loader
 from fgbg_utils.losses import FgBgLoss
 from fgbg_utils.lr_finder import lr_range_test
 from fgbg_utils.manifest import read_manifest
-from fgbg_utils.models import build_model
+from fgbg_utils.models import DEFAULT_MODEL, build_model
 from fgbg_utils.precision import amp_dtype, autocast, make_scaler, precision_name
 from fgbg_utils.train import train
 from fgbg_utils.train_config import TrainConfig
@@ -301,7 +301,7 @@ class Checks:
 
     def lr_range(self, dtype: torch.dtype | None) -> str:
         torch.manual_seed(0)
-        model = build_model("fgbg_net").to(self.device)
+        model = build_model(DEFAULT_MODEL).to(self.device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
         before = {k: v.clone() for k, v in model.state_dict().items()}
         loss = FgBgLoss(check_finite=False)
@@ -353,7 +353,7 @@ class Checks:
 
     def throughput(self) -> str:
         dtype = amp_dtype(self.device)
-        model = build_model("fgbg_net").to(self.device)
+        model = build_model(DEFAULT_MODEL).to(self.device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
         scaler, loss = make_scaler(self.device, dtype), FgBgLoss(check_finite=False)
         batch = self.batches(1, self.device)[0]

@@ -142,6 +142,20 @@ def _weights(text: str) -> dict[str, float]:
 AMP_CHOICES = {"auto": None, "on": True, "off": False}
 
 
+class OptionRecordingParser(argparse.ArgumentParser):
+    """An `ArgumentParser` that records which destination each of its option strings sets
+    (`option_dests`), for `given_options`; its subcommands' parsers are of this class too."""
+
+    def __init__(self, *args, **kwargs):
+        self.option_dests: dict[str, str] = {}
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args, **kwargs) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.option_dests.update(dict.fromkeys(action.option_strings, action.dest))
+        return action
+
+
 def _add_common(p: argparse.ArgumentParser, batch_size: int) -> None:
     """The options every command that runs a network shares: batch size, device, progress bar."""
     p.add_argument("--batch-size", type=int, default=batch_size, help=f"samples per batch (default: {batch_size})")
@@ -265,7 +279,7 @@ def _add_train(commands) -> None:
         help="compose the training samples from bg/ and fg/ on the training device instead of reading the shards "
         "(on a GPU: no loader workers; without augmentation the batches never leave the GPU)",
     )
-    p.set_defaults(option_dests={option: action.dest for action in p._actions for option in action.option_strings})
+    p.set_defaults(option_dests=p.option_dests)
 
 
 def describe_sizes(sizes: tuple[int, ...]) -> str:
@@ -435,7 +449,7 @@ def run_notebooks_command(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m fgbg_utils", description=__doc__)
+    parser = OptionRecordingParser(prog="python -m fgbg_utils", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     _add_make_dataset(commands)
     p = commands.add_parser("stats", help="recompute exact mean/std from the stored files into the manifest")

@@ -112,12 +112,12 @@ print(f"checkpoint {checkpoint.name} of {run_dir.name}: {config['model']}, train
 # proportion on the network's stride of 16; the mask probability and the depth come back to the
 # photo's own size bilinearly, and the mask is thresholded at 0.5 after. `"native"` feeds the whole
 # photo, padded to the stride: the objects are then many times larger than anything seen in training.
-# A 4000 x 3000 phone photo, for a network trained at 96 px:
+# A 4000 x 3000 phone photo, for a network trained at 224 px (the default on the demo and full builds):
 
 # %%
 # NBVAL_CHECK_OUTPUT
 for at in ("trained", "native"):
-    print(f"{at:8s} 3000 x 4000 photo -> network input (height, width) {network_shape(3000, 4000, 96, at)}")
+    print(f"{at:8s} 3000 x 4000 photo -> network input (height, width) {network_shape(3000, 4000, 224, at)}")
 print("files written per photo street.jpg:", ", ".join(f"street_{name}.png" for name in OUTPUTS))
 
 # %% [markdown]

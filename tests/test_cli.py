@@ -48,6 +48,14 @@ def test_train_with_only_a_budget_is_the_readme_recipe(configs):
     assert config.minutes == 10 and config.steps is None and given == {"data", "out", "minutes"}
 
 
+def test_options_written_out_count_as_given_even_at_their_default_value(configs):
+    argv = ["train", "--data=D", "--out", "R", "--steps", "3", f"--lr={CPU_RECIPE.lr}", "--batch-size", "32"]
+    assert cli.main(argv) == 0
+    ((config, given),) = configs
+    assert config.lr == CPU_RECIPE.lr and config.batch_size == CPU_RECIPE.batch_size
+    assert given == {"data", "out", "steps", "lr", "batch_size"}
+
+
 def test_a_recipe_fills_the_options_not_written_out_and_counts_them_as_given(configs):
     assert cli.main(["train", "--data", "D", "--out", "R", "--minutes", "60", "--recipe", "full", "--lr", "0.01"]) == 0
     ((config, given),) = configs
