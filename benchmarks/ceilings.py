@@ -20,6 +20,8 @@ reading the README's targets and any model's scores against them.
   faint line can be a thin part in a strong colour or a wider part in a faint one. Reported: how
   much of the image such parts take, and, with ``--checkpoint``, how much of a model's error lies
   there and what its IoU would be with that error (or all the rest) made right.
+* With ``--checkpoint``, the same split of its errors for the outline (the pixels within one pixel
+  of the target's edge), and its IoU on small objects (under `SMALL_SHARE` of the frame) and the rest.
 
 Scores use the kit's own metrics, on evenly spaced samples of the test split.
 
@@ -73,6 +75,27 @@ def thin_parts(mask: np.ndarray, size: int, width: int = THIN_WIDTH) -> np.ndarr
     thin = mask & (cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, disc) == 0)
     around = cv2.dilate(thin.astype(np.uint8), np.ones((5, 5), np.uint8))
     return resized(around.astype(np.float32), size, cv2.INTER_AREA) > 0
+
+
+SMALL_SHARE = 50 / 96**2
+"""A small object covers under 0.54 % of the frame: 50 px at 96 px, 272 px at 224 px."""
+
+
+def outline(target: np.ndarray) -> np.ndarray:
+    """The pixels within one pixel of the {0, 1} `target`'s edge: its 3 x 3 dilation minus its erosion."""
+    kernel, target = np.ones((3, 3), np.uint8), target.astype(np.uint8)
+    return cv2.dilate(target, kernel) != cv2.erode(target, kernel)
+
+
+def small_object_scores(estimates: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    """The share of images whose object is small (`SMALL_SHARE`) and the per-image IoU on them and the rest."""
+    small = targets.reshape(len(targets), -1).mean(1) < SMALL_SHARE
+    iou = mask_stats(torch.from_numpy(estimates), torch.from_numpy(targets))["iou"].numpy()
+    return {
+        "share_of_images": float(small.mean()),
+        "mask_iou_small": float(iou[small].mean()) if small.any() else float("nan"),
+        "mask_iou_rest": float(iou[~small].mean()) if (~small).any() else float("nan"),
+    }
 
 
 def mask_scores(estimates: np.ndarray, targets: np.ndarray) -> dict[str, float]:
@@ -186,13 +209,28 @@ def main(argv: list[str] | None = None) -> dict:
             raise ValueError(f"{args.checkpoint}: it is scored at {predicted.mask_prob.shape[-1]} px; pass that --size")
         if not np.array_equal(predicted.mask > 0, test["target"]):
             raise ValueError(f"{args.checkpoint}: its targets are not the ones the ceilings were read against")
-        results["thin_parts"]["checkpoint"] = where_errors_are(predicted.mask_prob > 0.5, test["target"], zone)
+        estimate = predicted.mask_prob > 0.5
+        results["thin_parts"]["checkpoint"] = where_errors_are(estimate, test["target"], zone)
+        edges = np.stack([outline(target) for target in test["target"]])
+        results["outline"] = where_errors_are(estimate, test["target"], edges)
+        results["small_objects"] = small_object_scores(estimate, test["target"])
     for name, split in results["thin_parts"].items():
         print(
             f"thin parts (under {THIN_WIDTH} source px, and 2 px around): {split['zone_share_of_pixels']:.2%} of the "
             f"pixels, {split['zone_share_of_errors']:.0%} of the {name}'s wrong ones; its IoU {split['mask_iou']:.3f}, "
             f"{split['mask_iou_right_in_zone']:.3f} made right there, {split['mask_iou_right_elsewhere']:.3f} "
             "made right everywhere else"
+        )
+    if "outline" in results:
+        edges, small = results["outline"], results["small_objects"]
+        print(
+            f"outline (within 1 px of the target's edge): {edges['zone_share_of_pixels']:.2%} of the pixels, "
+            f"{edges['zone_share_of_errors']:.0%} of the checkpoint's wrong ones; IoU "
+            f"{edges['mask_iou_right_in_zone']:.3f} made right there, {edges['mask_iou_right_elsewhere']:.3f} elsewhere"
+        )
+        print(
+            f"small objects (under {SMALL_SHARE:.2%} of the frame): {small['share_of_images']:.0%} of the images, "
+            f"IoU {small['mask_iou_small']:.3f} on them, {small['mask_iou_rest']:.3f} on the rest"
         )
     heights = camera_heights(args.data)
     if heights is None:

@@ -127,6 +127,27 @@ def test_where_errors_are_hand_case(ceilings):
     assert split["mask_iou_right_elsewhere"] == pytest.approx((0.75 + 1) / 2)
 
 
+def test_the_outline_is_one_pixel_either_side_of_the_edge(ceilings):
+    target = np.zeros((7, 7), bool)
+    target[2:5, 2:5] = True  # a 3x3 square: all of it but its centre, and the ring around it
+    edges = ceilings.outline(target)
+    expected = np.zeros((7, 7), bool)
+    expected[1:6, 1:6] = True
+    expected[3, 3] = False
+    assert np.array_equal(edges, expected)
+
+
+def test_small_objects_are_scored_apart(ceilings):
+    """At 96 px a 7x7 object (49 px) is small, a 10x10 one is not; each image's IoU goes to its group."""
+    targets = np.zeros((3, 96, 96), bool)
+    targets[0, :7, :7] = targets[1, :10, :10] = targets[2, :10, :10] = True
+    estimates = targets.copy()
+    estimates[0, :7, 7:14] = True  # IoU 1/2
+    estimates[2, :5, :10] = False  # IoU 1/2
+    scores = ceilings.small_object_scores(estimates, targets)
+    assert scores == pytest.approx({"share_of_images": 1 / 3, "mask_iou_small": 0.5, "mask_iou_rest": 0.75})
+
+
 def test_a_checkpoints_errors_are_split_on_the_samples_evaluate_scores(ceilings, small_dataset, tmp_path):
     """The script's IoU for a checkpoint is the one `evaluate` gives on the same samples; a size other
     than the checkpoint's is refused with the size to pass."""
@@ -138,6 +159,7 @@ def test_a_checkpoints_errors_are_split_on_the_samples_evaluate_scores(ceilings,
     scored = evaluate(DatasetInfo.open(small_dataset), path, limit=4, threshold_samples=4, progress=False)
     split = results["thin_parts"]["checkpoint"]
     assert split["mask_iou"] == pytest.approx(scored["metrics"]["mask_iou"])
+    assert results["outline"]["mask_iou"] == pytest.approx(scored["metrics"]["mask_iou"])
     assert split["mask_iou"] <= min(split["mask_iou_right_in_zone"], split["mask_iou_right_elsewhere"])
     assert results["thin_parts"]["perfect reading"]["mask_iou"] == pytest.approx(
         results["mask"]["outline at the pixel centre"]["mask_iou"]

@@ -1,13 +1,17 @@
 """evaluate(DatasetInfo.open(limit=N)): the same evenly spaced samples on every call, scored exactly as a full
 evaluation of those samples alone would score them."""
 
+import io
 import json
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from checkpoint_samples import untrained_checkpoint
+from PIL import Image
 
 from fgbg_utils import evaluate as evaluate_module
 from fgbg_utils.build import BuildConfig, make_dataset
@@ -17,6 +21,7 @@ from fgbg_utils.data import evenly_spaced_positions
 from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.evaluate import evaluate
 from fgbg_utils.models import DEFAULT_MODEL, build_model
+from fgbg_utils.store import member_names, shard_name
 from fgbg_utils.train import train
 from fgbg_utils.train_config import TrainConfig
 
@@ -230,3 +235,34 @@ def test_evaluate_runs_under_the_precision_validation_uses(dataset, checkpoint, 
     for name in ("mask_iou", "depth_rmse"):
         assert half["metrics"][name] == pytest.approx(full["metrics"][name], abs=0.02), name
     assert half["baselines"] == full["baselines"]
+
+
+def test_the_default_network_is_scored_at_the_stored_size_against_the_stored_masks(dataset, tmp_path, monkeypatch):
+    """A run at the dataset's size (the default recipe) is scored on its full-size outputs against the
+    mask PNGs in the shards, read here with zipfile and PIL alone: no resize on either side."""
+    from fgbg_utils.models import RefinedFgBgNet
+
+    torch.manual_seed(0)
+    config = TrainConfig(data=str(dataset), out=str(tmp_path), sizes=())
+    assert config.model == DEFAULT_MODEL == "fgbg_net_refined"
+    checkpoint = untrained_checkpoint(tmp_path / "last.pt", config)
+    predicted = []
+    forward = RefinedFgBgNet.forward
+    monkeypatch.setattr(
+        RefinedFgBgNet, "forward", lambda self, *pair: predicted.append(forward(self, *pair)) or predicted[-1]
+    )
+    result = evaluate(DatasetInfo.open(dataset), checkpoint, limit=6, batch_size=4, threshold_samples=4, progress=False)
+
+    assert result["size"] == 64 == DatasetInfo.open(dataset).size
+    logits = torch.cat([outputs["mask"] for outputs in predicted])[:, 0].numpy()
+    assert logits.shape == (6, 64, 64)
+    info = DatasetInfo.open(dataset)
+    shard_of = dict(zip(info.index["sample"].tolist(), info.index["bg"].tolist(), strict=True))
+    ious = []
+    for sample, prediction in zip(result["sample_ids"], logits > 0, strict=True):
+        with zipfile.ZipFile(dataset / shard_name(shard_of[sample])) as archive:
+            stored = np.asarray(Image.open(io.BytesIO(archive.read(member_names(sample)[1])))) > 127
+        assert stored.shape == (64, 64)
+        union = np.logical_or(prediction, stored).sum()
+        ious.append(np.logical_and(prediction, stored).sum() / union if union else 1.0)
+    assert result["metrics"]["mask_iou"] == pytest.approx(np.mean(ious), abs=1e-12)
