@@ -20,6 +20,7 @@ from .checkpoints import load_checkpoint, state_digest
 from .data import FgBgDataset, evenly_spaced, evenly_spaced_positions
 from .dataset_info import DatasetInfo
 from .loaders import make_loader
+from .memory import release_freed_memory
 from .metrics import MetricAccumulator, background_depth, choose_difference_threshold, difference_mask
 from .models import build_model, load_weights
 from .precision import amp_dtype, autocast
@@ -227,6 +228,7 @@ def evaluate(
             if save_predictions is not None:
                 for row, sample in enumerate(batch["sample"].tolist()):
                     save_prediction(Path(save_predictions), sample, outputs, row)
+            release_freed_memory()
     result = {
         "format_version": SCORES_FORMAT,
         "split": dataset.split_name,

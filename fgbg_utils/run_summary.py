@@ -77,6 +77,7 @@ def _unseen(scores: dict | None) -> dict | None:
     return {
         "split": scores["split"],
         "images": metrics["images"],
+        "size": scores["size"],
         "step": scores.get("step"),
         "mask_iou": metrics["mask_iou"],
         "depth_rmse": metrics["depth_rmse"],
@@ -150,7 +151,7 @@ def _rows(summary: dict) -> list[tuple[str, str]]:
         rows.append(("training", NOT_FOUND))
     if unseen:
         metres = f", {unseen['depth_rmse_m']:.2f} m" if unseen["depth_rmse_m"] is not None else ""
-        images = f"{unseen['split']}, {unseen['images']:,} images"
+        images = f"{unseen['split']}, {unseen['images']:,} images at {unseen['size']} px"
         mask_baseline = _baseline(unseen["baseline_mask_iou"], "difference-mask")
         rmse_baseline = _baseline(unseen["baseline_depth_rmse"], "background-depth")
         delta_baseline = _baseline(unseen["baseline_depth_delta1"], "background-depth")

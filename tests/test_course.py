@@ -146,6 +146,7 @@ def finished_run(tmp_path) -> tuple[Path, Path]:
         run / "train" / "timing.json": {"steps": 150, "images_per_s": 20.0, "blocks": {}},
         run / "train" / "eval_unseen.json": {
             "split": "unseen_test",
+            "size": 64,
             "model": "seed004_dilated",
             "step": 150,
             "metrics": {
@@ -200,7 +201,7 @@ def test_summary_reads_the_values_the_run_left(finished_run):
         "| build rate | 500 samples/s (1,600 built in 3.2 s) |",
         "| model | seed004_dilated, 1,340,224 parameters |",
         "| training | 150 steps, 1.0 min in training steps (budget 10 min) |",
-        "| unseen mask IoU | 0.7123 (unseen_test, 360 images; difference-mask baseline 0.6000) |",
+        "| unseen mask IoU | 0.7123 (unseen_test, 360 images at 64 px; difference-mask baseline 0.6000) |",
         "| unseen depth RMSE | 0.0456 (0..1 inverse depth, 7.50 m; background-depth baseline 0.0500) |",
         "| unseen depth δ1 | 0.8312 (background-depth baseline 0.9000) |",
         "| unseen depth RMSE on the object | 0.0712 (inside the true mask; background-depth baseline 0.2000) |",

@@ -20,7 +20,7 @@ from fgbg_utils.cli import main
 from fgbg_utils.data import evenly_spaced_positions
 from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.evaluate import evaluate
-from fgbg_utils.models import DEFAULT_MODEL, build_model
+from fgbg_utils.models import DEFAULT_MODEL, RefinedFgBgNet, build_model
 from fgbg_utils.store import member_names, shard_name
 from fgbg_utils.train import train
 from fgbg_utils.train_config import TrainConfig
@@ -237,13 +237,13 @@ def test_evaluate_runs_under_the_precision_validation_uses(dataset, checkpoint, 
     assert half["baselines"] == full["baselines"]
 
 
-def test_the_default_network_is_scored_at_the_stored_size_against_the_stored_masks(dataset, tmp_path, monkeypatch):
-    """A run at the dataset's size (the default recipe) is scored on its full-size outputs against the
-    mask PNGs in the shards, read here with zipfile and PIL alone: no resize on either side."""
-    from fgbg_utils.models import RefinedFgBgNet
-
+def test_the_default_network_is_scored_at_224_px_against_the_stored_masks(tmp_path, monkeypatch):
+    """A run at the dataset's size (the default recipe) on a 224 px build is scored on its full-size
+    outputs against the mask PNGs in the shards, read here with zipfile and PIL alone: no resize."""
+    dataset = tmp_path / "data"
+    make_dataset(dataset, BuildConfig(n_bg=5, n_fg=5, placements=1, size=224), workers=1, progress=False)
     torch.manual_seed(0)
-    config = TrainConfig(data=str(dataset), out=str(tmp_path), sizes=())
+    config = TrainConfig(data=str(dataset), out=str(tmp_path / "run"), sizes=())
     assert config.model == DEFAULT_MODEL == "fgbg_net_refined"
     checkpoint = untrained_checkpoint(tmp_path / "last.pt", config)
     predicted = []
@@ -251,18 +251,26 @@ def test_the_default_network_is_scored_at_the_stored_size_against_the_stored_mas
     monkeypatch.setattr(
         RefinedFgBgNet, "forward", lambda self, *pair: predicted.append(forward(self, *pair)) or predicted[-1]
     )
-    result = evaluate(DatasetInfo.open(dataset), checkpoint, limit=6, batch_size=4, threshold_samples=4, progress=False)
+    result = evaluate(DatasetInfo.open(dataset), checkpoint, limit=4, batch_size=2, threshold_samples=4, progress=False)
 
-    assert result["size"] == 64 == DatasetInfo.open(dataset).size
+    assert result["size"] == 224 == DatasetInfo.open(dataset).size
     logits = torch.cat([outputs["mask"] for outputs in predicted])[:, 0].numpy()
-    assert logits.shape == (6, 64, 64)
+    assert logits.shape == (4, 224, 224)
     info = DatasetInfo.open(dataset)
     shard_of = dict(zip(info.index["sample"].tolist(), info.index["bg"].tolist(), strict=True))
     ious = []
     for sample, prediction in zip(result["sample_ids"], logits > 0, strict=True):
         with zipfile.ZipFile(dataset / shard_name(shard_of[sample])) as archive:
             stored = np.asarray(Image.open(io.BytesIO(archive.read(member_names(sample)[1])))) > 127
-        assert stored.shape == (64, 64)
+        assert stored.shape == (224, 224)
         union = np.logical_or(prediction, stored).sum()
         ious.append(np.logical_and(prediction, stored).sum() / union if union else 1.0)
     assert result["metrics"]["mask_iou"] == pytest.approx(np.mean(ious), abs=1e-12)
+
+
+def test_freed_memory_is_handed_back_after_every_scored_batch(dataset, checkpoint, monkeypatch):
+    """Without it, scoring 12,000 images at 224 px grew past 24 GiB (glibc kept the freed temporaries)."""
+    calls = []
+    monkeypatch.setattr(evaluate_module, "release_freed_memory", lambda: calls.append(1) or True)
+    evaluate(DatasetInfo.open(dataset), checkpoint, limit=6, batch_size=2, threshold_samples=4, progress=False)
+    assert len(calls) == 3
