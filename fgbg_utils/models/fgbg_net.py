@@ -269,11 +269,9 @@ def lowest_rows(mask_probability: Tensor) -> Tensor:
 
 
 class Heads(NamedTuple):
-    """What `FgBgNet.heads` computes: the decoder's `features` (half resolution), the `raw` outputs at
-    the input's resolution (mask, stands, gate and foot-offset logits), the horizon's row scores, and
-    each image's horizon and ground slope."""
+    """What `FgBgNet.heads` computes: the `raw` outputs at the input's resolution (mask, stands, gate
+    and foot-offset logits), the horizon's row scores, and each image's horizon and ground slope."""
 
-    features: Tensor
     raw: Tensor
     horizon_scores: Tensor
     horizon: Tensor
@@ -309,7 +307,7 @@ class FgBgNet(nn.Module):
         self.refiner = Refiner(outputs=4)
 
     def heads(self, bg: Tensor, fg_bg: Tensor) -> Heads:
-        """The decoder's features and the raw outputs at the input's resolution, before any depth is drawn."""
+        """The raw outputs at the input's resolution and the camera, before any depth is drawn."""
         # One encoder pass over both images (same weights), in channels-last layout: both measured
         # faster on CPU than two NCHW passes.
         both = self.encoder(torch.cat((bg, fg_bg), dim=0).contiguous(memory_format=torch.channels_last))
@@ -324,7 +322,7 @@ class FgBgNet(nn.Module):
         ground = self.ground_at(horizon, slope, *fg_bg.shape[-2:])
         raw = torch.cat((self.mask_head(x), self.depth_head(x)), dim=1)
         raw = self.refiner(raw, bg, fg_bg, ground.to(fg_bg.dtype)).float()
-        return Heads(x, raw, horizon_scores, horizon, slope)
+        return Heads(raw, horizon_scores, horizon, slope)
 
     def ground_at(self, horizon: Tensor, slope: Tensor, height: int, width: int) -> Tensor:
         """The ground's encoded depth at every pixel of a `height` x `width` frame (the ramp is exact at any size)."""

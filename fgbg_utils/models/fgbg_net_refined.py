@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .blocks import upsample_to
 from .fgbg_net import DEFAULT_WIDTHS, FgBgNet
 from .outputs import Prediction, prediction
 
@@ -123,10 +124,6 @@ class Refinement(NamedTuple):
     selected: Tensor
 
 
-def upsample(x: Tensor, height: int, width: int) -> Tensor:
-    return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
-
-
 class RefinedFgBgNet(nn.Module):
     """`FgBgNet` at `context_size`, its mask refined in the tiles the object touches, depth drawn at full size.
 
@@ -158,13 +155,13 @@ class RefinedFgBgNet(nn.Module):
         mask_logits, stands_logits, gate_logits, foot_offset = heads.raw.split(1, dim=1)
         upright = base.upright(heads, gate_logits, foot_offset)
         gate_logits, upright, stands_logits, coarse_mask = (
-            upsample(x, height, width) for x in (gate_logits, upright, stands_logits, mask_logits)
+            upsample_to(x, fg_bg) for x in (gate_logits, upright, stands_logits, mask_logits)
         )
-        selected = changed_tiles(bg, fg_bg) & uncertain_tiles(coarse_mask)
         if self.refiner is None:
-            selected = torch.zeros_like(selected)
+            selected = torch.zeros_like(changed_tiles(bg, fg_bg))
             mask = coarse_mask
         else:
+            selected = changed_tiles(bg, fg_bg) & uncertain_tiles(coarse_mask)
             mask = self.refiner(coarse_mask, bg, fg_bg, selected)
         ground = base.ground_at(heads.horizon, heads.slope, height, width)
         depth = base.with_object(base.scene(ground, gate_logits, upright), mask, stands_logits, heads)
