@@ -270,12 +270,7 @@ class VirtualFgBgDataset(Dataset):
         """The samples at split positions `positions` as one batch on the device, in the
         format of `FgBgDataset` collated."""
         rows = np.asarray(positions, dtype=np.int64)
-        if (
-            self.device.type == "cpu"
-            and self.transform is None
-            and self.output == "uint8"
-            and self.size != self.build_size
-        ):
+        if self._resized_box_by_box():
             return self._with_ids(rows, self._compose_cpu_resized(rows))
         return self._finish(rows, self.compose_batch(rows))
 
@@ -291,6 +286,16 @@ class VirtualFgBgDataset(Dataset):
             and self.transform is None
             and self.output == "uint8"
             and self.size == self.build_size
+        )
+
+    def _resized_box_by_box(self) -> bool:
+        """Whether a batch is uint8 frames at another size than the build's, made on the CPU with no
+        transform: then `_compose_cpu_resized` makes it from the box parts alone."""
+        return (
+            self.device.type == "cpu"
+            and self.transform is None
+            and self.output == "uint8"
+            and self.size != self.build_size
         )
 
     def _backgrounds_at(self, size: int) -> ResizedBackgrounds:

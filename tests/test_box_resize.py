@@ -17,9 +17,9 @@ from fgbg_utils.virtual_dataset import VirtualFgBgDataset
 @pytest.mark.parametrize(("source", "size"), [(224, 96), (64, 32), (64, 48), (100, 37)])
 def test_the_weights_are_torchs_antialiased_resize_and_the_spans_are_where_they_are_not_zero(source, size):
     resizer = BoxResizer(source, size)
-    lines = torch.rand(5, 1, 1, source, dtype=torch.float64)
-    expected = F.interpolate(lines.float(), size=(1, size), mode="bilinear", antialias=True)[:, 0, 0]
-    torch.testing.assert_close(lines[:, 0, 0].float() @ resizer.weights.T, expected, atol=1e-5, rtol=0)
+    lines = torch.rand(5, 1, 1, source)
+    expected = F.interpolate(lines, size=(1, size), mode="bilinear", antialias=True)[:, 0, 0]
+    torch.testing.assert_close(lines[:, 0, 0] @ resizer.weights.T, expected, atol=1e-5, rtol=0)
     touched = (resizer.weights != 0).numpy()
     nearest = nearest_exact_index(source, size)
     for start, length in [(0, 1), (0, source), (source - 1, 1), (source // 3, 5), (7, source // 2)]:
