@@ -17,14 +17,10 @@ CPU work. The steps, probabilities and ranges are those of `transforms.augmentat
   map added to both. Outside the object, equal bg and fg_bg pixels stay equal. The first two are one
   affine map per sample, clipped to 0..peak once (albumentations clips between them), the noise is
   clipped again, and uint8 batches are rounded back to uint8 at the end.
-- **Noise from a pool.** A noise map is a window of `NOISE_POOL` standard normal values drawn once per
-  device from a fixed seed, starting at a drawn place, times the drawn std: within a map the values are
-  independent, and the 4M starting places give as many maps. Drawing fresh values costs a CPU loader
-  worker about a third of the colour steps' time; reading a window costs a copy.
 - **Seeding.** `draw` takes a CPU ``torch.Generator`` (training seeds it from its seed, epoch and the
-  batch's samples: a resumed run repeats the draws); the pool is the same on every device, so the same
-  generator gives the same batch on a CPU and a GPU (up to float rounding). A sample none of whose steps
-  fires is returned exactly as it was, and skips the colour arithmetic.
+  batch's samples: a resumed run repeats the draws); the noise is drawn on the batch's device from a seed
+  taken from that generator, so the same generator gives the same batch on one device (CPU and CUDA
+  streams differ). A sample none of whose steps fires is returned exactly as it was.
 """
 
 from __future__ import annotations
@@ -43,9 +39,6 @@ HUE_SATURATION_P, HUE_DEGREES, SATURATION = 0.5, 10.0, 15.0 / 128.0
 NOISE_P, NOISE_STD = 0.3, (0.01, 0.03)
 CPU_CHUNK_PIXELS = 2**17
 """Pixels per sample times samples that `recolour` converts to float at once on a CPU."""
-NOISE_POOL = 2**22
-"""Standard normal values the noise maps are read from (16 MB; a map of C x H x W needs C*H*W of them)."""
-NOISE_POOL_SEED = 0
 
 RGB_TO_YIQ = torch.tensor(
     [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]], dtype=torch.float64
@@ -69,17 +62,14 @@ class Draws:
     """Chroma scale."""
     noise_std: torch.Tensor
     """Noise std as a fraction of the peak."""
-    noise_start: torch.Tensor
-    """Where each sample's noise map starts in the pool, as a fraction of the starts that fit."""
+    noise_seed: int
 
     @classmethod
     def neutral(cls, n: int) -> Draws:
         """Draws that change nothing."""
         zeros, ones = torch.zeros(n), torch.ones(n)
         none = torch.zeros(n, dtype=torch.int64)
-        return cls(
-            none.bool(), none, none.clone(), ones, zeros, zeros.clone(), ones.clone(), zeros.clone(), zeros.clone()
-        )
+        return cls(none.bool(), none, none.clone(), ones, zeros, zeros.clone(), ones.clone(), zeros.clone(), 0)
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
@@ -117,7 +107,7 @@ class BatchAugmentation:
             draws.saturation = torch.where(chosen, 1.0 + _uniform(n, -SATURATION, SATURATION, generator), 1.0)
             chosen = _coin(n, NOISE_P, generator)
             draws.noise_std = torch.where(chosen, _uniform(n, *NOISE_STD, generator), 0.0)
-            draws.noise_start = torch.where(chosen, torch.rand(n, generator=generator, dtype=torch.float64), 0.0)
+        draws.noise_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
         return draws
 
     def apply(self, batch: dict, draws: Draws) -> dict:
@@ -168,62 +158,35 @@ def recolour(images: list[torch.Tensor], draws: Draws) -> list[torch.Tensor]:
     """The colour steps on each image batch in `images` (the same draws and noise for each), returned
     in their dtype. Brightness/contrast and hue/saturation are applied as one affine map per sample
     (``M (c x + b) = (M c) x + b``: M keeps grey, so it keeps the offset b on every channel), clipped
-    once; then the noise, clipped again. Samples whose draws change nothing are copied as they are. On a
-    CPU the samples are worked on a few at a time (`CPU_CHUNK_PIXELS`), which keeps the float copies in
-    cache."""
+    once; then the noise, clipped again. A sample with neutral draws comes back unchanged (its map is
+    exactly the identity, and rounding returns its uint8 values). On a CPU the samples are worked on a
+    few at a time (`CPU_CHUNK_PIXELS`), which keeps the float copies in cache."""
     dtype, device = images[0].dtype, images[0].device
     peak = 255.0 if dtype == torch.uint8 else 1.0
     n = len(draws.hue)
     matrices = colour_matrices(draws.hue, draws.saturation) * draws.contrast.double().view(n, 1, 1)
-    keeps_colour = (draws.hue == 0) & (draws.saturation == 1) & (draws.contrast == 1)
-    matrices[keeps_colour] = torch.eye(3, dtype=torch.float64)
+    matrices[(draws.hue == 0) & (draws.saturation == 1) & (draws.contrast == 1)] = torch.eye(3, dtype=torch.float64)
     offsets = (draws.brightness.double() * peak).view(n, 1).expand(n, 3)
     matrices, offsets = matrices.float().to(device), offsets.float().to(device)
-    active = torch.nonzero(~keeps_colour | (draws.brightness != 0) | (draws.noise_std > 0)).flatten()
-    shape = images[0].shape[1:]
-    windows = noise_windows(device, shape.numel())
-    starts = (draws.noise_start.double() * (len(windows) - 1)).round().long()
-    outs = [image.clone() for image in images]
+    noisy = torch.nonzero(draws.noise_std > 0).flatten()
+    noise_row = torch.full((n,), -1, dtype=torch.int64)
+    noise_row[noisy] = torch.arange(len(noisy))
+    if len(noisy):
+        generator = torch.Generator(device=device).manual_seed(draws.noise_seed)
+        std = draws.noise_std[noisy].to(device).view(-1, 1, 1, 1) * peak
+        noise = torch.randn((len(noisy), *images[0].shape[1:]), generator=generator, device=device).mul_(std)
+    outs = [torch.empty_like(image) for image in images]
     step = n if device.type != "cpu" else max(1, CPU_CHUNK_PIXELS // images[0][0, 0].numel())
-    for part in active.split(step):
-        on_device = part.to(device)
-        noisy = torch.nonzero(draws.noise_std[part] > 0).flatten()
-        if len(noisy):
-            std = draws.noise_std[part[noisy]].to(device).view(-1, 1, 1, 1) * peak
-            noise = windows.index_select(0, starts[part[noisy]].to(device)).view(-1, *shape).mul_(std)
-            noisy = noisy.to(device)
+    for start in range(0, n, step):
+        part = slice(start, start + step)
+        rows = noise_row[part]
+        where, rows = torch.nonzero(rows >= 0).flatten().to(device), rows[rows >= 0].to(device)
         for image, out in zip(images, outs, strict=True):
-            x = image.index_select(0, on_device).float()
-            x = mix_channels(x, matrices[on_device], offsets[on_device]).clamp_(0, peak)
-            if len(noisy):
-                x = x.index_add_(0, noisy, noise).clamp_(0, peak)
-            x = x.add_(0.5).to(dtype) if dtype == torch.uint8 else x  # to uint8 by truncation: rounded, x >= 0
-            out.index_copy_(0, on_device, x)
+            x = mix_channels(image[part].float(), matrices[part], offsets[part]).clamp_(0, peak)
+            if len(where):
+                x = x.index_add_(0, where, noise.index_select(0, rows)).clamp_(0, peak)
+            out[part] = x.add_(0.5) if dtype == torch.uint8 else x  # to uint8 by truncation: rounded, x >= 0
     return outs
-
-
-def noise_windows(device: torch.device, length: int) -> torch.Tensor:
-    """Every window of `length` consecutive values of the noise pool on `device`, as the rows of one
-    view (no copy): row i starts at value i."""
-    pool = _noise_pool(device)
-    if length > len(pool):
-        raise ValueError(f"a noise map of {length} values does not fit the noise pool of {len(pool)}")
-    return pool.as_strided((len(pool) - length + 1, length), (1, 1))
-
-
-_pools: dict[torch.device, torch.Tensor] = {}
-
-
-def _noise_pool(device: torch.device) -> torch.Tensor:
-    """The pool of standard normal values (see the module's doc), drawn on the CPU once per process and
-    copied once to each device that asks."""
-    if device not in _pools:
-        cpu = _pools.get(torch.device("cpu"))
-        if cpu is None:
-            generator = torch.Generator().manual_seed(NOISE_POOL_SEED)
-            cpu = _pools[torch.device("cpu")] = torch.randn(NOISE_POOL, generator=generator)
-        _pools[device] = cpu.to(device)
-    return _pools[device]
 
 
 def mix_channels(images: torch.Tensor, matrices: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:

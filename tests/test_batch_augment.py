@@ -2,14 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from fgbg_utils.batch_augment import (
-    NOISE_POOL,
-    BatchAugmentation,
-    Draws,
-    batch_generator,
-    colour_matrices,
-    noise_windows,
-)
+from fgbg_utils.batch_augment import BatchAugmentation, Draws, batch_generator, colour_matrices
 from fgbg_utils.transforms import SHIFT
 
 SIZE = 48
@@ -132,34 +125,13 @@ def test_the_same_seed_repeats_the_batch_and_another_changes_it():
 def test_noise_is_one_map_for_bg_and_fg_bg_and_never_touches_the_targets():
     batch = square_batch()
     draws = Draws.neutral(16)
-    draws.noise_std, draws.noise_start = torch.full((16,), 0.03), torch.linspace(0, 1, 16)
+    draws.noise_std, draws.noise_seed = torch.full((16,), 0.03), 5
     out = BatchAugmentation().apply(batch, draws)
     assert torch.equal(out["mask"], batch["mask"]) and torch.equal(out["depth"], batch["depth"])
     outside = batch["mask"].bool().expand(-1, 3, -1, -1).logical_not()
     assert torch.equal(out["bg"][outside], out["fg_bg"][outside])
     change = out["bg"].float() - batch["bg"].float()
     assert 0.02 * 255 < change[(batch["bg"] > 20) & (batch["bg"] < 235)].std() < 0.04 * 255
-
-
-def test_noise_maps_are_windows_of_one_standard_normal_pool():
-    cpu = torch.device("cpu")
-    windows = noise_windows(cpu, 10)
-    assert windows.shape == (NOISE_POOL - 9, 10)
-    torch.testing.assert_close(windows[3, :7], windows[0, 3:], rtol=0, atol=0)
-    assert torch.equal(noise_windows(cpu, 10)[12345], windows[12345]), "the same pool on every call"
-    pool = windows[:: windows.shape[1], :].flatten()
-    assert abs(float(pool.mean())) < 0.01 and abs(float(pool.std()) - 1) < 0.01
-    with pytest.raises(ValueError, match="does not fit the noise pool"):
-        noise_windows(cpu, NOISE_POOL + 1)
-    batch = square_batch()
-    batch["bg"][:] = 128
-    draws = Draws.neutral(16)
-    draws.noise_std = torch.full((16,), 0.03)
-    draws.noise_start[8:] = 0.5
-    noise = BatchAugmentation().apply(batch, draws)["bg"].float() - 128
-    assert torch.equal(noise[0], noise[7]) and not torch.equal(noise[0], noise[8]), "the start picks the map"
-    expected = noise_windows(cpu, 3 * SIZE * SIZE)[0].view(3, SIZE, SIZE) * 0.03 * 255
-    assert (noise[0] - expected).abs().max() <= 0.5 + 1e-4, "the map is the pool's window times the std, rounded"
 
 
 def test_the_augmentation_runs_where_the_batch_lives():
