@@ -50,7 +50,7 @@ from fgbg_utils.batch_augment import BatchAugmentation
 from fgbg_utils.build import BuildConfig, make_dataset
 from fgbg_utils.data import FgBgDataset
 from fgbg_utils.dataset_info import DatasetInfo
-from fgbg_utils.loaders import _passthrough, make_loader
+from fgbg_utils.loaders import make_loader, whole_batches
 from fgbg_utils.manifest import read_manifest
 from fgbg_utils.schedule import EpochBatches, SeededBatches
 from fgbg_utils.store import MANIFEST_NAME, member_names, shard_name
@@ -259,8 +259,7 @@ def training_loaders(root: Path, manifest: dict, samples: list[int], rounds: int
                 )
                 del loader  # ends its workers
             former, new = rates.values()
-            target = " (target >= 4x)" if size == 96 else ""
-            print(f"  {size:3d} px {source:7s} new / former = {new / former:.1f}x{target}")
+            print(f"  {size:3d} px {source:7s} new / former = {new / former:.1f}x")
             if source == "zip":
                 baseline = former
         for workers in (WORKERS, 0):
@@ -287,7 +286,7 @@ def batch_augmented(root: Path, samples: list[int], size: int, workers: int, rou
         device="cpu",
         persistent_workers=workers > 0,
         batch_sampler=sampler,
-        collate_fn=_passthrough,
+        collate_fn=whole_batches,
         pin_memory=False,
     )
     n = len(sampler) * BATCH

@@ -41,7 +41,7 @@ from .checkpoints import (
 from .data import FgBgDataset, evenly_spaced
 from .dataset_info import DatasetInfo
 from .distributed import Distributed, any_rank, start_distributed, synchronize_buffers
-from .loaders import _passthrough, make_loader
+from .loaders import make_loader, whole_batches
 from .loss_guard import SKIPPED_IN_A_ROW, FiniteGuard
 from .losses import FgBgLoss, LossWeights, NonFiniteLossError
 from .metrics import MetricAccumulator
@@ -209,7 +209,7 @@ class Run:
         """A loader of the training samples in `sampler`'s batches (seeded augmentation). A dataset
         composed on a GPU is fetched in this process: CUDA cannot be used in forked workers."""
         workers = 0 if self.virtual and self.device.type == "cuda" else self.config.workers
-        options = {"collate_fn": _passthrough, "pin_memory": False} if self.virtual else {}
+        options = {"collate_fn": whole_batches, "pin_memory": False} if self.virtual else {}
         return make_loader(
             SeededBatches(self.train_set, BatchAugmentation() if self.config.augment else None)
             if self.virtual

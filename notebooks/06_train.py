@@ -160,8 +160,9 @@ data = ensure_dataset(data_dir, profile_config(profile))  # builds it if noteboo
 # samples per second, which a GPU outruns at 96 px. `CHANGES = {"virtual": True}` (`train --virtual`)
 # composes each batch on the GPU from `bg/` and `fg/` (notebook 03's on-the-fly dataset) and augments
 # it there, with no shards read and no loader workers. What it gains on a GPU is not measured yet (no
-# GPU was lent to the sessions that built it); on this 2-core CPU the batch-composed, batch-augmented
-# loader ran 2.6 times today's zip loader at 96 px (README, Measured).
+# GPU was lent to the sessions that built it); on this 2-core CPU, with two loader workers, the
+# batch-composed, batch-augmented loader ran about five times (4.8x to 5.3x) the zip loader with the
+# former augmentation at 96 px (README, Measured).
 
 # %%
 recipe = profile.training

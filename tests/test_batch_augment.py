@@ -2,7 +2,16 @@ import numpy as np
 import pytest
 import torch
 
-from fgbg_utils.batch_augment import BatchAugmentation, Draws, batch_generator, colour_matrices
+from fgbg_utils.batch_augment import (
+    BatchAugmentation,
+    Draws,
+    batch_generator,
+    colour_maps,
+    colour_matrices,
+    draw_noise,
+    move_into,
+    recolour_torch,
+)
 from fgbg_utils.transforms import SHIFT
 
 SIZE = 48
@@ -81,6 +90,69 @@ def test_shifts_are_whole_pixels_as_pad_and_crop_move_them():
             flip, dy, dx = bool(draws.flip[b]), int(draws.shift_y[b]), int(draws.shift_x[b])
             expected = numpy_move(batch[key][b].numpy(), flip, dy, dx)
             np.testing.assert_array_equal(out[key][b].numpy(), expected, err_msg=f"{key} {b}")
+
+
+def test_the_torch_moves_equal_the_numpy_ones():
+    """`move` runs NumPy slices on a CPU and torch slices elsewhere (CUDA): the torch path on CPU tensors."""
+    batch = square_batch()
+    draws = BatchAugmentation(photometric=False).draw(16, SIZE, SIZE, batch_generator(8))
+    assert draws.flip.any() and (draws.shift_y != 0).any()
+    for key in ("fg_bg", "mask"):
+        out = torch.zeros_like(batch[key])
+        move_into(batch[key], out, draws)
+        for b in range(16):
+            flip, dy, dx = bool(draws.flip[b]), int(draws.shift_y[b]), int(draws.shift_x[b])
+            np.testing.assert_array_equal(out[b].numpy(), numpy_move(batch[key][b].numpy(), flip, dy, dx))
+
+
+def numpy_colour(images: np.ndarray, draws: Draws, noise: np.ndarray | None, peak: float) -> np.ndarray:
+    """The colour steps in float64 NumPy: per sample ``contrast * M x + brightness * peak`` (M from
+    `colour_matrices`), clipped; for uint8 (peak 255) rounded; then the sample's noise map (`noise`, one
+    per sample, or None), clipped and rounded again."""
+    matrices = colour_matrices(draws.hue, draws.saturation).numpy() * draws.contrast.double().numpy()[:, None, None]
+    x = np.einsum("bij,bjhw->bihw", matrices, images.astype(np.float64))
+    x = np.clip(x + draws.brightness.double().numpy()[:, None, None, None] * peak, 0, peak)
+    x = np.rint(x) if peak == 255 else x
+    if noise is not None:
+        x = np.clip(x + noise, 0, peak)
+        x = np.rint(x) if peak == 255 else x
+    return x
+
+
+def colour_draws(n: int, noise: bool) -> Draws:
+    draws = BatchAugmentation(geometric=False).draw(n, SIZE, SIZE, batch_generator(11))
+    draws.contrast[:], draws.hue[:] = 1.0 + torch.linspace(-0.2, 0.2, n), torch.linspace(-0.17, 0.17, n)
+    draws.brightness[:], draws.saturation[:] = torch.linspace(0.2, -0.2, n), 1.1
+    draws.noise_std[:] = 0.03 if noise else 0.0
+    return draws
+
+
+def test_uint8_colour_on_a_cpu_is_within_a_level_of_the_float_map():
+    """uint8 batches on a CPU are recoloured by OpenCV (8-bit fixed point): within one level of the
+    float64 map, two once the noise is added (a level apart before it can round a tie either way); the
+    torch path (CUDA's, here on the CPU) within one level of it and nearly always equal."""
+    batch = square_batch(32)
+    for noisy in (False, True):
+        draws = colour_draws(32, noisy)
+        noise = draw_noise(draws, batch["bg"])
+        assert len(noise.maps) == (32 if noisy else 0)
+        reference = numpy_colour(batch["bg"].numpy(), draws, noise.maps.double().numpy() if noisy else None, 255.0)
+        opencv = BatchAugmentation().apply(batch, draws)["bg"].numpy().astype(np.float64)
+        torch_path = recolour_torch(batch["bg"], *colour_maps(draws, 255.0), noise).numpy().astype(np.float64)
+        assert np.abs(opencv - reference).max() <= (2 if noisy else 1)
+        assert (opencv == reference).mean() > 0.9
+        assert np.abs(torch_path - reference).max() <= 1 and (torch_path == reference).mean() > 0.999
+        assert not np.array_equal(opencv, batch["bg"].numpy()), "the colours changed"
+
+
+def test_float_colour_is_the_float_map():
+    batch = square_batch(32, dtype=torch.float32)
+    draws = colour_draws(32, noise=True)
+    noise = draw_noise(draws, batch["bg"])
+    reference = numpy_colour(batch["bg"].double().numpy(), draws, noise.maps.double().numpy(), 1.0)
+    out = BatchAugmentation().apply(batch, draws)["bg"]
+    assert out.dtype == torch.float32
+    np.testing.assert_allclose(out.numpy(), reference, atol=1e-5)
 
 
 def test_the_draws_cover_the_ranges_with_the_probabilities_of_the_transform():

@@ -14,12 +14,14 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
+from fgbg_utils.batch_augment import BatchAugmentation
 from fgbg_utils.compose import Box, compose, prepare_foreground
 from fgbg_utils.data import FgBgDataset, verify_shards
 from fgbg_utils.dataset_info import DatasetInfo
 from fgbg_utils.depth import GroundCamera, paste_depth
-from fgbg_utils.loaders import VirtualBatchLoader, make_loader
+from fgbg_utils.loaders import BatchLoader, PackedBatch, VirtualBatchLoader, make_loader, pack_batch, whole_batches
 from fgbg_utils.manifest import read_manifest
+from fgbg_utils.schedule import EpochBatches, SeededBatches
 from fgbg_utils.store import INDEX_COLUMNS, member_names, read_index, read_png, shard_name
 from fgbg_utils.transforms import BatchNormaliser, make_transforms, prepare_batch
 from fgbg_utils.virtual_dataset import BoxParts, VirtualFgBgDataset, VirtualLoader
@@ -389,6 +391,50 @@ def test_virtual_workers_send_box_parts_and_the_loader_assembles_batch_output(da
     assert parts.packed.size == 4 * boxes.sum()  # fg_bg (3) and mask (1) bytes per box pixel, no frames
     assemble = virtual.assemble(parts)
     assert all(torch.equal(assemble[k], v) for k, v in virtual.batch(parts.rows).items())
+
+
+def test_a_packed_batch_unpacks_to_views_equal_to_the_batch():
+    batch = {
+        "fg_bg": torch.randint(0, 256, (3, 3, 5, 7), dtype=torch.uint8),  # 315 bytes: the next offset is padded
+        "sample": torch.tensor([4, 9, 2]),
+        "depth": torch.rand(3, 1, 5, 7),
+        "empty": torch.zeros(0, 3, dtype=torch.uint8),
+        "flag": torch.tensor([True, False, True]),
+    }
+    packed = pack_batch(batch)
+    assert packed.data.dtype == torch.uint8 and not packed.data.is_shared()  # shared only in a worker
+    assert all(start % 8 == 0 for _, start, _, _ in packed.layout)
+    out = pickle.loads(pickle.dumps(packed)).unpack()
+    assert list(out) == list(batch)
+    assert all(out[k].dtype == v.dtype and torch.equal(out[k], v) for k, v in batch.items())
+    views = packed.unpack()
+    assert all(v.untyped_storage().data_ptr() == packed.data.untyped_storage().data_ptr() for v in views.values())
+
+
+def test_whole_batches_come_from_the_workers_as_one_shared_block(data):
+    """The training loader of `train --virtual` (seeded composition and augmentation a batch at a time):
+    with workers, each batch travels as one block of shared memory and unpacks to the batches made in
+    this process, byte for byte; batches the caller keeps are never written again."""
+    virtual = VirtualFgBgDataset(DatasetInfo.open(data), split="train", size=48, output="uint8")
+
+    def loader(workers: int):
+        sampler = EpochBatches(len(virtual), 8, seed=3, epoch=0)
+        options = dict(batch_sampler=sampler, collate_fn=whole_batches, pin_memory=False)
+        dataset = SeededBatches(virtual, BatchAugmentation())
+        return make_loader(dataset, batch_size=1, workers=workers, device="cpu", seed=3, **options)
+
+    with_workers, in_process = loader(2), loader(0)
+    assert isinstance(with_workers, BatchLoader) and not isinstance(in_process, BatchLoader)
+    kept, again = list(with_workers), list(with_workers)
+    expected = list(in_process)
+    assert len(kept) == len(expected) == len(with_workers)
+    for got in (kept, again):
+        for batch, reference in zip(got, expected, strict=True):
+            assert batch.keys() == reference.keys()
+            assert all(torch.equal(batch[k], reference[k]) for k in reference)
+    sent = next(DataLoader.__iter__(with_workers))  # what a worker sent, before unpacking
+    assert isinstance(sent, PackedBatch) and sent.data.is_shared()
+    assert [key for key, *_ in sent.layout] == list(expected[0])
 
 
 def test_virtual_loader_with_a_distributed_sampler(data):
