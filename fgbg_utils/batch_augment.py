@@ -42,7 +42,8 @@ BRIGHTNESS_CONTRAST_P, BRIGHTNESS, CONTRAST = 0.5, 0.2, 0.2
 HUE_SATURATION_P, HUE_DEGREES, SATURATION = 0.5, 10.0, 15.0 / 128.0
 NOISE_P, NOISE_STD = 0.3, (0.01, 0.03)
 CPU_CHUNK_PIXELS = 2**17
-"""Pixels per sample times samples that `recolour` converts to float at once on a CPU."""
+"""Pixels per sample times samples that `recolour_torch` converts to float at once on a CPU (float
+batches: uint8 ones go through OpenCV there)."""
 
 RGB_TO_YIQ = torch.tensor(
     [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]], dtype=torch.float64
@@ -135,10 +136,10 @@ class BatchAugmentation:
 def move(images: torch.Tensor, draws: Draws) -> torch.Tensor:
     """Each sample of `images` (BxCxHxW) flipped horizontally where `draws.flip`, then moved by
     (`shift_y`, `shift_x`) whole pixels (``out[y, x] = in[y - shift_y, x - shift_x]``), 0 where that
-    falls outside (`move_into`); through NumPy on a CPU, whose slices cost a quarter of torch's per
-    call on images this small."""
+    falls outside (`move_into`); through NumPy for the CPU's uint8 and float32 batches, whose slices
+    cost half of torch's per call on images this small."""
     out = torch.zeros_like(images)
-    if images.device.type == "cpu":
+    if images.device.type == "cpu" and images.dtype in (torch.uint8, torch.float32) and not images.requires_grad:
         move_into(images.numpy(), out.numpy(), draws)
     else:
         move_into(images, out, draws)

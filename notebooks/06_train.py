@@ -161,8 +161,8 @@ data = ensure_dataset(data_dir, profile_config(profile))  # builds it if noteboo
 # composes each batch on the GPU from `bg/` and `fg/` (notebook 03's on-the-fly dataset) and augments
 # it there, with no shards read and no loader workers. What it gains on a GPU is not measured yet (no
 # GPU was lent to the sessions that built it); on this 2-core CPU, with two loader workers, the
-# batch-composed, batch-augmented loader ran about five times (4.8x to 5.3x) the zip loader with the
-# former augmentation at 96 px (README, Measured).
+# batch-composed, batch-augmented loader ran about five times (4.8x to 5.3x in six runs) the zip
+# loader with the former augmentation at 96 px (README, Measured).
 
 # %%
 recipe = profile.training

@@ -435,6 +435,11 @@ def test_whole_batches_come_from_the_workers_as_one_shared_block(data):
     sent = next(DataLoader.__iter__(with_workers))  # what a worker sent, before unpacking
     assert isinstance(sent, PackedBatch) and sent.data.is_shared()
     assert [key for key, *_ in sent.layout] == list(expected[0])
+    one_at_a_time = make_loader(virtual, batch_size=None, workers=2, device="cpu")  # dicts with ints: not packed
+    first = next(iter(one_at_a_time))
+    assert first.keys() == virtual[0].keys() and all(torch.equal(first[k], virtual[0][k]) for k in ("fg_bg", "mask"))
+    with pytest.raises(ValueError, match="no collate_fn"):
+        BatchLoader(virtual, batch_size=8, num_workers=2, collate_fn=lambda batch: batch)
 
 
 def test_virtual_loader_with_a_distributed_sampler(data):
@@ -460,7 +465,7 @@ def test_virtual_loader_keeps_whole_batches_when_the_frames_are_not_sent_as_comp
         ),
     ):
         loader = make_loader(virtual, batch_size=8, workers=2, device="cpu", multiprocessing_context="fork")
-        assert not isinstance(loader, VirtualBatchLoader)
+        assert isinstance(loader, BatchLoader) and not isinstance(loader, VirtualBatchLoader)
         first = next(iter(loader))
         assert all(torch.equal(first[k], v) for k, v in virtual.batch(np.arange(8)).items())
     assert not isinstance(
