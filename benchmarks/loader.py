@@ -24,7 +24,7 @@ as the baseline (`WarpThenResize`: albumentations' affine shift of the stored 22
 then the resize), each over the zip shards (FgBgDataset, what `train` reads) and over the
 virtual dataset on the CPU; ratios against the baseline on the same dataset (target >= 4x at
 96 px); then `train --virtual`'s loader (whole batches composed and resized by the virtual dataset,
-augmented in torch by `BatchAugmentation`, through `SeededBatches`) with 2 workers and in-process,
+augmented by `BatchAugmentation`, through `SeededBatches`) with 2 workers and in-process,
 against the zip shards' warp-then-resize loader; and, to read them by, the CPU time per sample,
 in this process, of reading a sample from the zip and of each transform. One run; the loaders run
 one after another on the same machine (`--training-only`: the training loaders alone).

@@ -183,9 +183,9 @@ show_images(tiles, titles=titles, columns=4, size=2.2)
 # The masks and depth maps it makes are bit-identical to the stored ones; fg_bg differs only by
 # the JPEG error the stored files carry. With it, the 1.2-million-image dataset is 200 small
 # source images and a table. `train --virtual` (`TrainConfig(virtual=True)`, notebook 06) trains on
-# it: whole batches are composed on the training device and augmented there in torch
-# (`fgbg_utils.batch_augment`: the same flips, shifts and colour changes as above), so on a GPU no
-# loader worker has to keep up.
+# it: whole batches are composed on the training device and augmented there, in torch on a GPU
+# (`fgbg_utils.batch_augment`: the same flips, shifts and colour changes as above; OpenCV and NumPy
+# in the loader workers on a CPU), so on a GPU no loader worker has to keep up.
 
 # %%
 # NBVAL_CHECK_OUTPUT
