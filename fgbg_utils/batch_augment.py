@@ -178,11 +178,16 @@ def recolour(images: list[torch.Tensor], draws: Draws) -> list[torch.Tensor]:
     once and, for uint8 batches, rounded to uint8 (as albumentations' uint8 steps are); then the noise,
     clipped and rounded again. A sample with neutral draws comes back unchanged. uint8 batches on a CPU
     are recoloured by OpenCV (`recolour_opencv`), the rest in torch (`recolour_torch`)."""
-    maps = colour_maps(draws, 255.0 if images[0].dtype == torch.uint8 else 1.0)
+    maps = colour_maps(draws, peak_value(images[0].dtype))
     noise = draw_noise(draws, images[0])
     if images[0].device.type == "cpu" and images[0].dtype == torch.uint8:
         return [recolour_opencv(image, *maps, noise) for image in images]
     return [recolour_torch(image, *maps, noise) for image in images]
+
+
+def peak_value(dtype: torch.dtype) -> float:
+    """The value of white in batches of `dtype`: 255 for uint8, 1 for float."""
+    return 255.0 if dtype == torch.uint8 else 1.0
 
 
 def colour_maps(draws: Draws, peak: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -208,7 +213,7 @@ class Noise:
 def draw_noise(draws: Draws, like: torch.Tensor) -> Noise:
     """The Gaussian noise maps of `draws` for batches shaped like `like`, drawn on its device from
     `draws.noise_seed`; one set serves bg and fg_bg."""
-    peak = 255.0 if like.dtype == torch.uint8 else 1.0
+    peak = peak_value(like.dtype)
     noisy = torch.nonzero(draws.noise_std > 0).flatten()
     row = torch.full((len(draws.noise_std),), -1, dtype=torch.int64)
     row[noisy] = torch.arange(len(noisy))
@@ -222,7 +227,7 @@ def recolour_torch(images: torch.Tensor, matrices: torch.Tensor, offsets: torch.
     """`recolour` of one batch (any device and dtype) in float32 torch operations. On a CPU the samples
     are worked on a few at a time (`CPU_CHUNK_PIXELS`), which keeps the float copies in cache."""
     dtype, device, n = images.dtype, images.device, len(images)
-    peak, integer = (255.0, True) if dtype == torch.uint8 else (1.0, False)
+    peak, integer = peak_value(dtype), dtype == torch.uint8
     matrices, offsets = matrices.to(device), offsets.to(device)
     out = torch.empty_like(images)
     step = n if device.type != "cpu" else max(1, CPU_CHUNK_PIXELS // images[0, 0].numel())

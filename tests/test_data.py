@@ -403,7 +403,7 @@ def test_a_packed_batch_unpacks_to_views_equal_to_the_batch():
     }
     packed = pack_batch(batch)
     assert packed.data.dtype == torch.uint8 and not packed.data.is_shared()  # shared only in a worker
-    assert all(start % 8 == 0 for _, start, _, _ in packed.layout)
+    assert all(start % 64 == 0 for _, start, _, _ in packed.layout)
     out = pickle.loads(pickle.dumps(packed)).unpack()
     assert list(out) == list(batch)
     assert all(out[k].dtype == v.dtype and torch.equal(out[k], v) for k, v in batch.items())
